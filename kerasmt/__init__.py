@@ -1,0 +1,43 @@
+"""kerasmt: Keras 3 / TensorFlow building blocks and reference notebooks for multi-task studies.
+
+Submodules are imported lazily so that ``import kerasmt`` (and the CLI) stay fast:
+``kerasmt.models``, ``kerasmt.losses``, ``kerasmt.metrics``, ``kerasmt.pipeline``,
+``kerasmt.training``, ``kerasmt.plots`` and ``kerasmt.datasets`` load on first use.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from kerasmt.utils import (  # noqa: F401  (light, no TensorFlow import)
+    env_smoke,
+    resolve_out_dir,
+    save_metrics,
+    set_seed,
+)
+
+__version__ = "0.1.0"
+
+_SUBMODULES = {
+    "augment",
+    "datasets",
+    "losses",
+    "metrics",
+    "models",
+    "pipeline",
+    "plots",
+    "runner",
+    "training",
+    "utils",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"kerasmt.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'kerasmt' has no attribute {name!r}")
+
+
+__all__ = sorted(_SUBMODULES | {"env_smoke", "resolve_out_dir", "save_metrics", "set_seed", "__version__"})
