@@ -1,0 +1,198 @@
+"""Compile and fit helpers: masked losses per task, and a ``fit`` that checkpoints, logs and resumes.
+
+:func:`fit` writes, under ``run_dir``:
+
+- ``models/<name>.keras``: the best model so far (by ``monitor``), a full ``.keras`` archive;
+- ``logs/<name>.csv``: one row per epoch (CSVLogger, appended across resumed runs);
+- ``backup/<name>/``: Keras ``BackupAndRestore`` state, so a fit interrupted at epoch k (killed
+  kernel, pre-empted GPU) restarts at epoch k+1 when called again with the same arguments; it is
+  deleted when the fit completes.
+
+It returns a :class:`FitResult` whose ``history`` is the full per-epoch log (including epochs run
+before an interruption), read back from the CSV.
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from kerasmt.losses import MaskedSparseCategoricalCrossentropy
+from kerasmt.metrics import MaskedSparseCategoricalAccuracy
+
+
+def compile_classifier(
+    model: keras.Model,
+    learning_rate: float = 1e-3,
+    optimizer: str | keras.optimizers.Optimizer = "adam",
+    from_logits: bool = False,
+    class_weights: Mapping[str, Sequence[float]] | Sequence[float] | None = None,
+    loss_weights: Mapping[str, float] | None = None,
+) -> keras.Model:
+    """Compile a single- or multi-output classifier with masked sparse CE and masked accuracy.
+
+    Labels are integers with ``-1`` for missing. For a multi-output model (outputs named after
+    tasks) each output gets its own loss and ``accuracy`` metric, so the history has
+    ``<task>_loss`` and ``<task>_accuracy``. The report's setting: Adam, learning rate 1e-3.
+    """
+    if isinstance(optimizer, str):
+        optimizer = keras.optimizers.get({"class_name": optimizer, "config": {"learning_rate": learning_rate}})
+    names = list(model.output_names)
+    if len(names) == 1:
+        weights = class_weights if not isinstance(class_weights, Mapping) else class_weights.get(names[0])
+        loss: Any = MaskedSparseCategoricalCrossentropy(from_logits=from_logits, class_weights=weights)
+        metrics: Any = [MaskedSparseCategoricalAccuracy(name="accuracy")]
+    else:
+        class_weights = class_weights or {}
+        if not isinstance(class_weights, Mapping):
+            raise ValueError("class_weights for a multi-output model must be a dict {task: weights}")
+        unknown = set(class_weights) - set(names)
+        if unknown:
+            raise ValueError(f"class_weights names unknown outputs {sorted(unknown)}; outputs: {names}")
+        loss = {
+            n: MaskedSparseCategoricalCrossentropy(from_logits=from_logits, class_weights=class_weights.get(n))
+            for n in names
+        }
+        metrics = {n: [MaskedSparseCategoricalAccuracy(name="accuracy")] for n in names}
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights)
+    return model
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` produced: the trained model, the full history and where files went."""
+
+    model: keras.Model
+    history: pd.DataFrame
+    checkpoint: Path | None
+    log: Path
+
+    def best(self, monitor: str = "val_loss", mode: str = "auto") -> pd.Series:
+        """The history row of the best epoch by ``monitor``."""
+        column = self.history[monitor]
+        return self.history.loc[column.idxmax() if _mode(monitor, mode) == "max" else column.idxmin()]
+
+
+def _mode(monitor: str, mode: str) -> str:
+    if mode != "auto":
+        return mode
+    return "max" if any(k in monitor for k in ("acc", "auc", "f1", "precision", "recall")) else "min"
+
+
+def read_history(log: str | os.PathLike) -> pd.DataFrame:
+    """The per-epoch CSV log as a frame indexed by 1-based epoch (last row wins for an epoch)."""
+    frame = pd.read_csv(log)
+    frame["epoch"] = frame["epoch"].astype(int) + 1
+    return frame.drop_duplicates("epoch", keep="last").set_index("epoch").sort_index()
+
+
+class _StopAfter(keras.callbacks.Callback):
+    """Raise KeyboardInterrupt at the end of a given epoch (used to test resuming)."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 >= self.epoch:
+            raise KeyboardInterrupt(f"simulated interruption after epoch {epoch + 1}")
+
+
+def fit(
+    model: keras.Model,
+    train: Any,
+    validation: Any = None,
+    epochs: int = 10,
+    run_dir: str | os.PathLike = "runs",
+    name: str | None = None,
+    monitor: str = "val_loss",
+    mode: str = "auto",
+    early_stopping: int | None = None,
+    restore_best: bool = False,
+    checkpoint: bool = True,
+    backup: bool = True,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    verbose: int | str = 2,
+    **fit_kwargs: Any,
+) -> FitResult:
+    """``model.fit`` with a best-model ``.keras`` checkpoint, CSV log and resumable backups.
+
+    Args:
+        model: a compiled model.
+        train, validation: datasets (or arrays) as ``keras.Model.fit`` takes them.
+        epochs: total number of epochs (also when resuming).
+        run_dir: folder for ``models/``, ``logs/`` and ``backup/``.
+        name: file stem; defaults to ``model.name``.
+        monitor, mode: what "best" means (``val_loss``, min by default; ``loss`` without validation).
+        early_stopping: patience in epochs, or ``None`` for the fixed-epoch protocol of the reports.
+        restore_best: load the best checkpoint's weights at the end (always with early stopping).
+        checkpoint: write ``models/<name>.keras`` on every improvement of ``monitor``.
+        backup: keep ``BackupAndRestore`` state so an interrupted call resumes.
+        callbacks: extra callbacks.
+    """
+    run_dir = Path(run_dir)
+    name = name or model.name
+    if validation is None and monitor.startswith("val_"):
+        monitor = monitor[4:]
+    mode = _mode(monitor, mode)
+    log = run_dir / "logs" / f"{name}.csv"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    backup_dir = run_dir / "backup" / name
+    resuming = backup and backup_dir.exists() and log.is_file()
+    if not resuming and log.exists():
+        log.unlink()  # a fresh fit starts a fresh log
+
+    cbs: list[keras.callbacks.Callback] = []
+    if backup:
+        cbs.append(keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=True))
+    cbs.append(keras.callbacks.CSVLogger(str(log), append=True))
+    ckpt_path = None
+    if checkpoint or restore_best or early_stopping:
+        ckpt_path = run_dir / "models" / f"{name}.keras"
+        ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+        ckpt = keras.callbacks.ModelCheckpoint(str(ckpt_path), monitor=monitor, mode=mode, save_best_only=True)
+        if resuming:
+            previous = read_history(log)
+            if monitor in previous and len(previous):
+                ckpt.best = float(previous[monitor].max() if mode == "max" else previous[monitor].min())
+        cbs.append(ckpt)
+    if early_stopping:
+        cbs.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=int(early_stopping)))
+    cbs.extend(callbacks)
+
+    if isinstance(train, tf.data.Dataset):
+        fit_kwargs.setdefault("shuffle", False)  # datasets shuffle themselves
+    model.fit(train, validation_data=validation, epochs=epochs, callbacks=cbs, verbose=verbose, **fit_kwargs)
+    shutil.rmtree(backup_dir, ignore_errors=True)
+    if backup_dir.parent.exists() and not any(backup_dir.parent.iterdir()):
+        backup_dir.parent.rmdir()
+    if (restore_best or early_stopping) and ckpt_path is not None and ckpt_path.exists():
+        model.load_weights(str(ckpt_path))
+    return FitResult(model=model, history=read_history(log), checkpoint=ckpt_path, log=log)
+
+
+def predict_classes(model: keras.Model, dataset: Any, tasks: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """``argmax`` predictions per output, as ``{task: int array}`` (one key per output name)."""
+    probabilities = model.predict(dataset, verbose=0)
+    names = list(tasks or model.output_names)
+    if isinstance(probabilities, dict):
+        return {n: np.argmax(probabilities[n], axis=-1) for n in names}
+    if isinstance(probabilities, (list, tuple)):
+        return {n: np.argmax(p, axis=-1) for n, p in zip(names, probabilities)}
+    return {names[0]: np.argmax(probabilities, axis=-1)}
+
+
+def final_and_best(history: pd.DataFrame, column: str) -> tuple[float, float]:
+    """(last-epoch value, best value) of a history column (max for accuracies, min otherwise)."""
+    values = history[column].astype(float)
+    best = values.max() if _mode(column, "auto") == "max" else values.min()
+    last = values.iloc[-1]
+    return float(last), float(best) if not math.isnan(best) else float("nan")
