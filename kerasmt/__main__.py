@@ -1,0 +1,6 @@
+"""``python -m kerasmt`` = the ``kerasmt`` command."""
+import sys
+
+from kerasmt.cli import main
+
+sys.exit(main())
