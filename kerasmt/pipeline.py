@@ -180,7 +180,14 @@ def _label_arrays(manifest: pd.DataFrame, labels: str | Sequence[str] | None):
     missing = [n for n in names if n not in manifest.columns]
     if missing:
         raise KeyError(f"manifest has no label column(s) {missing}; columns: {list(manifest.columns)}")
-    arrays = {n: manifest[n].to_numpy(dtype=np.int32) for n in names}
+    arrays = {}
+    for n in names:
+        column = manifest[n]
+        kind = column.dtype.kind
+        if kind not in "biuf":
+            raise TypeError(f"label column {n!r} has dtype {column.dtype}; expected integer codes or floats")
+        # integer codes (-1 = missing) -> int32; continuous targets (e.g. age in years) -> float32
+        arrays[n] = column.to_numpy(dtype=np.float32 if kind == "f" else np.int32)
     return arrays[names[0]] if isinstance(labels, str) else arrays
 
 
@@ -269,5 +276,5 @@ def image_dataset(
 
 
 def labels_of(manifest: pd.DataFrame, tasks: Sequence[str]) -> dict[str, np.ndarray]:
-    """Integer label arrays of a manifest, ``{task: int32 array}``."""
+    """Label arrays of a manifest, ``{task: array}`` (int32 codes, float32 for float columns)."""
     return _label_arrays(manifest, list(tasks))

@@ -112,3 +112,12 @@ def test_bad_arguments(images):
         pipeline.image_dataset(images, "race")
     with pytest.raises(ValueError, match="resize"):
         pipeline.decode_images(images["path"][:1], resize="crop")
+
+
+def test_float_targets_stay_float_and_strings_are_rejected(images):
+    frame = images.assign(years=np.linspace(1.5, 80.0, len(images)), name="x")
+    _, y = next(iter(pipeline.image_dataset(frame, ["years", "gender"], batch_size=12)))
+    assert y["years"].dtype.name == "float32" and y["gender"].dtype.name == "int32"
+    np.testing.assert_allclose(y["years"].numpy(), frame["years"].to_numpy(), rtol=1e-6)
+    with pytest.raises(TypeError, match="name"):
+        pipeline.image_dataset(frame, "name")
