@@ -317,7 +317,7 @@ def _checkout_root() -> Path | None:
 def _kernel_environment(smoke: bool) -> Iterator[None]:
     """Environment the kernel inherits: ``KERASMT_SMOKE=1`` with ``smoke``, this ``kerasmt``
     on ``PYTHONPATH`` (so a checkout works without ``pip install``) and, unless the user set it,
-    ``TF_CPP_MIN_LOG_LEVEL=3`` so TensorFlow's C++ start-up logs stay out of the report (Python
+    ``TF_CPP_MIN_LOG_LEVEL=3`` so TensorFlow's C++ warnings stay out of the report (Python
     errors and warnings still show). Restored afterwards."""
     saved = {k: os.environ.get(k) for k in ("KERASMT_SMOKE", "PYTHONPATH", "TF_CPP_MIN_LOG_LEVEL")}
     try:

@@ -77,3 +77,11 @@ def save_metrics(metrics: Mapping[str, Any], out_dir: str | os.PathLike) -> Path
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(_jsonable(metrics), indent=2, sort_keys=True) + "\n")
     return path
+
+
+def quiet_tensorflow() -> None:
+    """Hide TensorFlow's Python-side INFO/WARNING log lines (e.g. ``tf.function`` retracing
+    notices when a notebook trains several models in a row); errors still show."""
+    import logging
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
