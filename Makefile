@@ -1,0 +1,34 @@
+# kerasmt: `make demo` runs every finished study on synthetic data; `make test` runs the test suite.
+# Both create (or reuse) a virtual environment in .venv and install requirements.txt into it.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.kerasmt-installed
+DEMO_OUT ?= runs/demo
+
+.PHONY: install test demo bench notebooks clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+demo: install
+	$(BIN)/kerasmt demo --out $(DEMO_OUT)
+
+bench: install
+	$(BIN)/python benchmarks/fairface_pipeline.py
+
+# Re-execute the demo and copy the executed notebooks into notebooks/ (what is committed).
+notebooks: demo
+	$(BIN)/python tools/sync_notebooks.py $(DEMO_OUT)
+
+clean:
+	rm -rf runs build *.egg-info .pytest_cache
