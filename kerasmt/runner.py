@@ -27,13 +27,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TextIO
 
 #: Studies whose notebook is complete; ``kerasmt demo`` runs these (when their notebook exists).
-FINISHED_STUDIES: tuple[str, ...] = ("fairface",)
+FINISHED_STUDIES: tuple[str, ...] = ("fairface", "recommender")
 
 #: Parameters ``kerasmt demo`` passes to each study (not in smoke mode), sized so that every
 #: finished study together runs in under 15 minutes on 2 CPU cores. Real-data runs use the
 #: notebooks' own defaults (the reports' protocols).
 DEMO_PARAMETERS: dict[str, dict[str, Any]] = {
     "fairface": {"MAX_EPOCHS": 8, "N_TRAIN": 4000, "N_VAL": 1000},
+    "recommender": {},  # the notebook's synthetic defaults are already demo-sized (~35 s)
 }
 
 #: Environment variable naming the folder holding ``<study>.ipynb`` (default: ``notebooks/`` of

@@ -9,6 +9,8 @@ from kerasmt.datasets.base import DatasetError, read_csv_checked  # noqa: F401
 #: study name -> dataset module implementing load / synthesize / check
 STUDY_DATASETS: dict[str, str] = {
     "fairface": "kerasmt.datasets.fairface",
+    "recommender": "kerasmt.datasets.movielens",
+    "movielens": "kerasmt.datasets.movielens",
 }
 
 

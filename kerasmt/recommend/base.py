@@ -1,0 +1,194 @@
+"""The interface every recommender of :mod:`kerasmt.recommend` shares.
+
+A recommender is a scikit-learn estimator fitted on a ratings frame (``userId``, ``movieId``,
+``rating``) and, where it needs genres, the movies frame. It scores every catalogue item for a
+block of users (:meth:`BaseRecommender.score_matrix`, users in chunks so that 162 k users x 60 k
+movies never exist as one dense array) and returns the top ``n`` movie ids, movies the user has
+rated excluded:
+
+- :meth:`~BaseRecommender.recommend` ``(user_id, n)`` for a user of the training ratings,
+- :meth:`~BaseRecommender.recommend_batch` ``(user_ids, n)`` for many (one row per user),
+- :meth:`~BaseRecommender.recommend_new` ``(ratings, n)`` for a user the model has never seen.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from kerasmt.datasets.movielens import MovieLensWarning, clean_ratings
+from kerasmt.recommend.profiles import Interactions, interaction_matrix
+
+
+def _new_user_frame(ratings: Any) -> pd.DataFrame:
+    """A new user's ratings as a frame: a DataFrame with movieId and rating (one user at most),
+    a ``{movieId: rating}`` mapping, or a Series indexed by movieId."""
+    if isinstance(ratings, pd.DataFrame):
+        frame = ratings
+        if "userId" in frame.columns and frame["userId"].nunique() > 1:
+            raise ValueError(f"recommend_new takes the ratings of one user; got "
+                             f"{frame['userId'].nunique()} userIds")
+    elif isinstance(ratings, pd.Series):
+        frame = pd.DataFrame({"movieId": ratings.index.to_numpy(), "rating": ratings.to_numpy()})
+    elif isinstance(ratings, Mapping):
+        frame = pd.DataFrame({"movieId": list(ratings.keys()), "rating": list(ratings.values())})
+    else:
+        raise TypeError(f"ratings must be a DataFrame (movieId, rating), a Series indexed by movieId "
+                        f"or a {{movieId: rating}} dict; got {type(ratings).__name__}")
+    if len(frame) == 0:
+        raise ValueError("the new user has no ratings: at least one (movieId, rating) is needed "
+                         "(recommend globally popular movies instead)")
+    for column in ("movieId", "rating"):
+        if column not in frame.columns:
+            raise ValueError(f"ratings of the new user: missing column {column!r}; found {list(frame.columns)}")
+    frame = frame.assign(userId=0) if "userId" not in frame.columns else frame
+    return frame
+
+
+class BaseRecommender(BaseEstimator):
+    """Shared fit / recommend logic; subclasses implement ``_fit`` and ``_score``.
+
+    Fitted attributes: ``interactions_`` (:class:`~kerasmt.recommend.profiles.Interactions`),
+    ``user_ids_``, ``item_ids_`` (the catalogue: every movie of ``movies`` and every rated one),
+    ``item_counts_`` (ratings per item), ``recommendable_`` (items with at least one rating: only
+    these are recommended).
+    """
+
+    #: whether ``fit`` needs the movies frame
+    _needs_movies = False
+
+    def fit(self, ratings: pd.DataFrame, movies: pd.DataFrame | None = None) -> "BaseRecommender":
+        """Fit on a ratings frame (``userId``, ``movieId``, ``rating``) and the movies frame
+        (``movieId``, ``genres``; required by models that use genres). Returns ``self``."""
+        if movies is None and self._needs_movies:
+            raise ValueError(f"{type(self).__name__}.fit needs the movies frame (movieId, title, genres)")
+        ratings = clean_ratings(ratings, source="ratings")
+        if len(ratings) == 0:
+            raise ValueError("ratings is empty: nothing to fit")
+        item_ids = None
+        if movies is not None:
+            if "movieId" not in movies.columns:
+                raise ValueError(f"movies: missing column 'movieId'; found {list(movies.columns)}")
+            item_ids = np.union1d(movies["movieId"].to_numpy(), ratings["movieId"].to_numpy())
+        inter = interaction_matrix(ratings, item_ids=item_ids, source="ratings", validate=False)
+        self.interactions_ = inter
+        self.user_ids_ = inter.user_ids
+        self.item_ids_ = inter.item_ids
+        self.item_counts_ = np.bincount(inter.matrix.indices, minlength=inter.shape[1]).astype(np.int64)
+        self.recommendable_ = self.item_counts_ > 0
+        self._fit(inter, movies)
+        return self
+
+    # -- subclass hooks
+    def _fit(self, inter: Interactions, movies: pd.DataFrame | None) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def _score(self, rows: sp.csr_matrix, **kwargs) -> np.ndarray:  # pragma: no cover
+        """Scores (higher = better) of every item for each row of a user x item rating matrix."""
+        raise NotImplementedError
+
+    # -- public API
+    def score_matrix(self, user_ids: Sequence[int] | np.ndarray, **kwargs) -> np.ndarray:
+        """Dense scores (len(user_ids) x n_items) of known users; columns follow ``item_ids_``."""
+        check_is_fitted(self, "interactions_")
+        rows = self.interactions_.user_rows(user_ids)
+        return self._score(self.interactions_.matrix[rows], **kwargs)
+
+    def _top_n(self, rows: sp.csr_matrix, n: int, exclude_seen: bool, **kwargs) -> np.ndarray:
+        scores = np.array(self._score(rows, **kwargs), dtype=np.float64, copy=True)
+        scores[:, ~self.recommendable_] = -np.inf
+        if exclude_seen and rows.nnz:
+            r = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+            scores[r, rows.indices] = -np.inf
+        m = scores.shape[1]
+        take = min(n, m)
+        if take < m:
+            part = np.argpartition(-scores, take - 1, axis=1)[:, :take]
+        else:
+            part = np.broadcast_to(np.arange(m), scores.shape).copy()
+        top = np.take_along_axis(scores, part, axis=1)
+        order = np.lexsort((part, -top), axis=-1)  # best first; ties: smaller item index first
+        part = np.take_along_axis(part, order, axis=1)
+        top = np.take_along_axis(top, order, axis=1)
+        ids = self.item_ids_[part].astype(np.int64)
+        ids[~np.isfinite(top)] = -1
+        if take < n:
+            ids = np.pad(ids, ((0, 0), (0, n - take)), constant_values=-1)
+        return ids
+
+    def recommend_batch(
+        self,
+        user_ids: Sequence[int] | np.ndarray,
+        n: int = 10,
+        exclude_seen: bool = True,
+        chunk_size: int = 512,
+        **kwargs,
+    ) -> np.ndarray:
+        """Top-``n`` movie ids for each known user (one row each, best first), movies the user
+        rated excluded; ``-1`` pads a row when fewer than ``n`` movies are left. Users are scored
+        ``chunk_size`` at a time. Unknown ids raise :class:`~kerasmt.recommend.UnknownUserError`."""
+        check_is_fitted(self, "interactions_")
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        rows = self.interactions_.user_rows(user_ids)
+        out = np.empty((len(rows), n), dtype=np.int64)
+        for lo in range(0, len(rows), chunk_size):
+            block = self.interactions_.matrix[rows[lo: lo + chunk_size]]
+            out[lo: lo + chunk_size] = self._top_n(block, n, exclude_seen, **kwargs)
+        return out
+
+    def recommend(self, user_id: int, n: int = 5, exclude_seen: bool = True, **kwargs) -> np.ndarray:
+        """Top-``n`` movie ids for a user of the training ratings, best first, rated movies
+        excluded (fewer than ``n`` only when the user has rated nearly everything)."""
+        ids = self.recommend_batch([user_id], n, exclude_seen, **kwargs)[0]
+        return ids[ids >= 0]
+
+    def new_user_row(self, ratings: Any) -> sp.csr_matrix:
+        """A new user's ratings (DataFrame with movieId and rating, ``{movieId: rating}`` or a
+        Series indexed by movieId) as a 1 x n_items rating row. Ratings are checked like the
+        training ratings; movies outside the catalogue are ignored with a warning; no usable
+        rating raises ``ValueError``."""
+        check_is_fitted(self, "interactions_")
+        frame = clean_ratings(_new_user_frame(ratings), source="ratings of the new user")
+        cols = self.interactions_.item_columns(frame["movieId"].to_numpy())
+        known = cols >= 0
+        if not known.all():
+            warnings.warn(f"ratings of the new user: {int((~known).sum())} rating(s) of movies outside "
+                          f"the model's catalogue ignored (e.g. movieId {int(frame['movieId'].to_numpy()[~known][0])})",
+                          MovieLensWarning, stacklevel=3)
+        if not known.any():
+            raise ValueError("the new user has no rating of a movie in the model's catalogue")
+        values = frame["rating"].to_numpy(dtype=np.float32)[known]
+        return sp.csr_matrix((values, (np.zeros(int(known.sum()), dtype=np.int64), cols[known])),
+                             shape=(1, len(self.item_ids_)), dtype=np.float32)
+
+    def recommend_new(self, ratings: Any, n: int = 5, exclude_seen: bool = True, **kwargs) -> np.ndarray:
+        """Top-``n`` movie ids for a new user given their ratings (see :meth:`new_user_row`),
+        movies they rated excluded."""
+        ids = self._top_n(self.new_user_row(ratings), n, exclude_seen, **kwargs)[0]
+        return ids[ids >= 0]
+
+    @property
+    def n_recommendable_(self) -> int:
+        """Number of items the model can recommend (items with at least one training rating)."""
+        check_is_fitted(self, "recommendable_")
+        return int(self.recommendable_.sum())
+
+
+def popularity_order(counts: np.ndarray, *keys: np.ndarray) -> np.ndarray:
+    """Item indices ordered by ``counts`` descending, ties broken by ``keys`` (descending, in
+    order) and then by item index (ascending)."""
+    idx = np.arange(len(counts))
+    return np.lexsort((idx, *[-np.asarray(k) for k in reversed(keys)], -np.asarray(counts)))
+
+
+def rank_scores(order: np.ndarray) -> np.ndarray:
+    """Scores from a ranking: the first item of ``order`` gets ``len(order)``, the last 1."""
+    scores = np.empty(len(order), dtype=np.float64)
+    scores[order] = np.arange(len(order), 0, -1, dtype=np.float64)
+    return scores
