@@ -1,0 +1,851 @@
+"""The fashion study (seed 001): classify and segment worn fashion items (iMaterialist 2019).
+
+The report trained Mask R-CNN (its winner, run "Full4") and RefineNet (22 runs, all failed:
+all-background output) on 11 classes, and scored them with multi-label metrics (EMR, OA, JSS),
+instance metrics (mAP@50, F1) and CPU inference time, combined into its TTO score (Tables 8-10).
+This module holds the report's numbers and the steps ``notebooks/fashion.ipynb`` runs::
+
+    from kerasmt.studies import fashion as study
+    data = study.load_data(None, image_size=128, n_test=40)      # synthetic; or the Kaggle folder
+    rn = study.train_refinenet(data, encoder="light", weights=None, epochs=20, out_dir="runs/fashion")
+    ml = study.train_multilabel(data, backbone="light", weights=None, epochs=20, out_dir="runs/fashion")
+    study.results_table([ml, rn])                                # report Tables 8-10 format
+
+Every model is summarised by a :class:`ModelResult`; :func:`results_table` takes any list of them
+(one row per model), so another model (Mask R-CNN) is one more ``ModelResult``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from kerasmt import metrics_instances as mi
+from kerasmt.datasets import fashion as fd
+from kerasmt.utils import set_seed
+
+# ------------------------------------------------------------------------------ report numbers
+#: Table 8: Mask R-CNN runs on the client set C (460 images): EMR, OA, JSS
+REPORT_TABLE_8 = pd.DataFrame(
+    [("Base1", 0.354, 0.810, 0.742), ("Base2", 0.318, 0.788, 0.715), ("Base3", 0.332, 0.794, 0.736),
+     ("Base4", 0.049, 0.617, 0.411), ("Full1", 0.255, 0.875, 0.668), ("Full2", 0.013, 0.839, 0.509),
+     ("Full3", 0.134, 0.864, 0.609), ("Full4", 0.292, 0.887, 0.699)],
+    columns=["run", "emr", "oa", "jss"]).set_index("run")
+#: Table 9: Mask R-CNN runs on the iMaterialist test set M_test (1,000 images)
+REPORT_TABLE_9 = pd.DataFrame(
+    [("Base1", 1.35, 0.289, 0.771, 0.622, 0.63, 0.51), ("Base2", 1.39, 0.232, 0.746, 0.591, 0.62, 0.50),
+     ("Base3", 1.34, 0.231, 0.747, 0.608, 0.65, 0.52), ("Base4", 0.66, 0.143, 0.694, 0.398, 0.09, 0.09),
+     ("Full1", 1.39, 0.303, 0.881, 0.611, 0.62, 0.52), ("Full2", 1.36, 0.323, 0.881, 0.579, 0.58, 0.51),
+     ("Full3", 1.35, 0.367, 0.894, 0.635, 0.65, 0.54), ("Full4", 1.37, 0.379, 0.896, 0.677, 0.71, 0.56)],
+    columns=["run", "seconds_per_image", "emr", "oa", "jss", "map50", "f1"]).set_index("run")
+#: Table 10 as printed: combination metrics
+REPORT_TABLE_10 = pd.DataFrame(
+    [("Base1", 0.56, 0.48, 0.57, 0.14, 1.75), ("Base2", 0.53, 0.44, 0.56, 0.14, 1.75),
+     ("Base3", 0.54, 0.44, 0.59, 0.13, 1.71), ("Base4", 0.26, 0.32, 0.09, 0.07, 0.74),
+     ("Full1", 0.50, 0.50, 0.57, 0.14, 1.68), ("Full2", 0.32, 0.50, 0.55, 0.14, 1.38),
+     ("Full3", 0.41, 0.54, 0.60, 0.14, 1.63), ("Full4", 0.53, 0.56, 0.64, 0.14, 1.85)],
+    columns=["run", "class_c", "class_m", "segmentation", "speed", "tto"]).set_index("run")
+#: the report's final model
+REPORT_BEST = "Full4"
+#: Appendix E: per-class accuracy of Full4 on C and M_test, and the printed overall accuracy
+REPORT_APPENDIX_E = pd.DataFrame(
+    {"client": [0.804, 0.741, 0.798, 0.769, 0.905, 0.919, 0.921, 0.985, 0.974, 0.936, 1.000],
+     "test": [0.886, 0.728, 0.964, 0.873, 0.863, 0.883, 0.863, 0.975, 0.930, 0.889, 0.998]},
+    index=pd.Index(fd.class_names("full"), name="class"))
+REPORT_APPENDIX_E_TOTAL = {"client": 0.887, "test": 0.896}
+#: dataset sizes the report states (sections 4.1, 4.2.1, 5.1): (images, segments)
+REPORT_COUNTS: dict[str, tuple[int, int]] = {
+    "all": (45_195, 331_213),
+    "drop 18 garment parts": (45_194, 163_371),
+    "keep base set (5 classes)": (42_031, 101_284),
+    "keep full set (11 classes)": (44_234, 122_704),
+    "test set M_test": (1_000, 2_777),
+    "client set C": (460, 1_968),
+}
+#: worked example of report Table 2 (one image, 5 classes)
+TABLE_2 = {"classes": ["top", "jacket", "pants", "dress", "shoe"], "true": [1, 1, 1, 0, 1],
+           "predicted": [0, 1, 1, 0, 1], "emr": 0.0, "oa": 0.80, "jss": 0.75, "classification": 0.383}
+#: worked example of report Table 11 (one client image). The table prints 12 columns (0..11)
+#: but the full set has 11 classes; its 81.8 % label accuracy is 9/11, i.e. over classes 0..10.
+TABLE_11 = {"true": [1, 1, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0], "predicted": [0, 1, 0, 0, 1, 0, 1, 0, 1, 0, 0, 0],
+            "oa": 0.818, "emr": 0.0, "jss": 0.60}
+#: the report's CPU (4-core Intel i7-7820HQ laptop) and its inference-time limit
+REPORT_CPU = "Intel Core i7-7820HQ, 4 cores (report)"
+TIME_LIMIT_SECONDS = 2.0
+#: connected components smaller than this fraction of the image are not instances
+MIN_AREA_FRACTION = 0.0007
+#: components whose mean class probability is lower are dropped: Matterport's default
+#: DETECTION_MIN_CONFIDENCE (0.7), the detection threshold of the report's Mask R-CNN code
+MIN_SCORE = 0.7
+
+
+# ----------------------------------------------------------------------------- worked examples
+def table_2_example() -> pd.DataFrame:
+    """Report Table 2 recomputed: EMR, OA, JSS and the Classification score beside the printed ones."""
+    y, z = np.array([TABLE_2["true"]]), np.array([TABLE_2["predicted"]])
+    ours = mi.multilabel_scores(y, z)
+    ours["classification"] = mi.classification_score(ours["emr"], ours["oa"], ours["jss"])
+    return pd.DataFrame({"report": {k: TABLE_2[k] for k in ours}, "recomputed": ours}).round(3)
+
+
+def table_11_example() -> pd.DataFrame:
+    """Report Table 11 recomputed over the 11 classes (0..10) and over the 12 printed columns."""
+    y, z = np.array([TABLE_11["true"]]), np.array([TABLE_11["predicted"]])
+    rows = {"report": {k: TABLE_11[k] for k in ("emr", "oa", "jss")},
+            "11 classes (0..10)": mi.multilabel_scores(y[:, :11], z[:, :11]),
+            "12 printed columns": mi.multilabel_scores(y, z)}
+    return pd.DataFrame(rows).round(3)
+
+
+def recompute_table_10(tolerance: float = 0.01) -> pd.DataFrame:
+    """Table 10 recomputed from Tables 8 and 9 (equations 15-21) beside the printed values.
+
+    ``ok`` is True when every recomputed value rounds to within ``tolerance`` of the printed one
+    (the inputs are themselves rounded). Base2's TTO is printed 1.75 but recomputes to 1.65.
+    """
+    rows = []
+    for run in REPORT_TABLE_9.index:
+        t8, t9 = REPORT_TABLE_8.loc[run], REPORT_TABLE_9.loc[run]
+        c = mi.combination_scores(t9.to_dict(), float(t9["seconds_per_image"]), client=t8.to_dict())
+        printed = REPORT_TABLE_10.loc[run]
+        row = {"run": run}
+        worst = 0.0
+        for key in ("class_c", "class_m", "segmentation", "speed", "tto"):
+            row[key] = round(float(c[key]), 3)
+            row[f"{key} printed"] = float(printed[key])
+            worst = max(worst, abs(round(float(c[key]), 2) - float(printed[key])))
+        row["max |diff|"] = round(worst, 3)
+        row["ok"] = worst <= tolerance + 1e-9
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("run")
+
+
+def appendix_e_check() -> pd.DataFrame:
+    """Appendix E: OA equals the mean of the per-class accuracies (Hamming accuracy)."""
+    means = REPORT_APPENDIX_E.mean()
+    return pd.DataFrame({"mean of per-class accuracies": means.round(4),
+                         "printed total OA": pd.Series(REPORT_APPENDIX_E_TOTAL)})
+
+
+def instance_example() -> tuple[list[mi.Instances], list[mi.Instances]]:
+    """A fixed two-image example for the instance metrics: image 1 has two shoes and a dress,
+    predicted as one good shoe, one shifted shoe (IoU < 0.5) and the dress; image 2 has pants,
+    predicted as pants and a false bag."""
+    def box(h, w, y0, y1, x0, x1):
+        m = np.zeros((h, w), bool)
+        m[y0:y1, x0:x1] = True
+        return m
+
+    true1 = mi.Instances(np.stack([box(20, 20, 15, 18, 2, 6), box(20, 20, 15, 18, 12, 16), box(20, 20, 2, 14, 4, 15)]),
+                         [8, 8, 6])
+    pred1 = mi.Instances(np.stack([box(20, 20, 15, 18, 2, 6), box(20, 20, 16, 19, 14, 18), box(20, 20, 3, 14, 4, 15)]),
+                         [8, 8, 6], [0.9, 0.6, 0.8])
+    true2 = mi.Instances(np.stack([box(20, 20, 5, 19, 5, 14)]), [4])
+    pred2 = mi.Instances(np.stack([box(20, 20, 5, 18, 5, 14), box(20, 20, 8, 12, 15, 19)]), [4, 9], [0.95, 0.7])
+    return [pred1, pred2], [true1, true2]
+
+
+def instance_example_table() -> pd.DataFrame:
+    """Matching, per-image precision/recall/F1/AP@50 and the pooled results of :func:`instance_example`,
+    with pycocotools' COCO AP@50 beside ours."""
+    preds, truths = instance_example()
+    rows = []
+    for i, (p, t) in enumerate(zip(preds, truths), start=1):
+        m = mi.match_instances(p, t)
+        prec, rec, f1 = mi.precision_recall_f1(m.tp, m.fp, m.fn)
+        rows.append({"image": str(i), "TP": m.tp, "FP": m.fp, "FN": m.fn, "precision": prec, "recall": rec,
+                     "F1": f1, "AP@50": mi.average_precision(m, len(t))})
+    ev = mi.evaluate_instances(preds, truths)
+    coco = mi.coco_map50(preds, truths, n_classes=11)
+    rows.append({"image": "mean (F1, mAP)", "TP": ev["tp"], "FP": ev["fp"], "FN": ev["fn"], "precision": ev["precision"],
+                 "recall": ev["recall"], "F1": ev["f1"], "AP@50": ev["map50"]})
+    rows.append({"image": "COCO AP@50 (pycocotools)", "AP@50": coco["map50"]})
+    return pd.DataFrame(rows).set_index("image").round(3)
+
+
+# ------------------------------------------------------------------------------------------ data
+@dataclass
+class Split:
+    """Letterboxed images of one split with their targets."""
+
+    images: pd.DataFrame  # image table rows
+    x: np.ndarray | None  # uint8 (N, S, S, 3); None when streamed from disk
+    semantic: np.ndarray | None  # uint8 (N, S, S)
+    multi_hot: np.ndarray  # int32 (N, k)
+    masks: list[np.ndarray] = field(default_factory=list)
+    labels: list[np.ndarray] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def instances(self) -> list[mi.Instances]:
+        """Ground-truth instances per image (test split)."""
+        return [mi.Instances(m, lab) for m, lab in zip(self.masks, self.labels)]
+
+
+@dataclass
+class FashionData:
+    """Manifests, label reduction and letterboxed splits (train / val / test) of one dataset."""
+
+    root: Path
+    synthetic: bool
+    label_set: str
+    size: int
+    segments: pd.DataFrame  # every segment (46 categories)
+    reduced: pd.DataFrame  # after label reduction (column ``label``)
+    steps: pd.DataFrame  # images/segments per reduction step
+    train: Split
+    val: Split
+    test: Split
+
+    @property
+    def class_names(self) -> list[str]:
+        return fd.class_names(self.label_set, short=True)
+
+    @property
+    def n_classes(self) -> int:
+        return len(fd.LABEL_SETS[self.label_set])
+
+    def segments_of(self, image_id: str) -> pd.DataFrame:
+        return self.reduced[self.reduced["image_id"] == image_id]
+
+    def describe(self) -> pd.DataFrame:
+        """Images and segments per split, with the share of background pixels."""
+        rows = []
+        for name, split in (("train", self.train), ("val", self.val), ("test", self.test)):
+            segs = self.reduced[self.reduced["image_id"].isin(split.images["image_id"])]
+            row = {"split": name, "images": len(split), "segments": len(segs),
+                   "labels per image": round(float(split.multi_hot.sum(1).mean()), 2)}
+            if split.semantic is not None:
+                row["background pixels"] = round(float((split.semantic == 0).mean()), 3)
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("split")
+
+    def class_table(self) -> pd.DataFrame:
+        """Segments and images per kept class, per split (report Figure 17 / Appendix E 'True')."""
+        out = {}
+        for name, split in (("train", self.train), ("test", self.test)):
+            segs = self.reduced[self.reduced["image_id"].isin(split.images["image_id"])]
+            out[f"{name} segments"] = np.bincount(segs["label"], minlength=self.n_classes)
+            out[f"{name} images"] = split.multi_hot.sum(0)
+        return pd.DataFrame(out, index=pd.Index(self.class_names, name="class"))
+
+    def steps_with_report(self) -> pd.DataFrame:
+        """Label-reduction counts beside the report's (section 4.2.1)."""
+        table = self.steps.copy()
+        report = {**REPORT_COUNTS, "drop attributes": REPORT_COUNTS["all"]}
+        table["report images"] = pd.array([report[s][0] if s in report else None for s in table.index], dtype="Int64")
+        table["report segments"] = pd.array([report[s][1] if s in report else None for s in table.index], dtype="Int64")
+        return table
+
+    def train_dataset(self, target: str = "semantic", batch_size: int = 8, augment: bool = True,
+                      seed: int = 0, shuffle: bool = True) -> tf.data.Dataset:
+        """Training batches ``(images float32 [0, 1], target)`` with the report's augmentation
+        (:func:`kerasmt.datasets.fashion.augment_example`) applied per example. ``target``:
+        ``"semantic"`` (label maps, 0 = background) or ``"multilabel"`` (0/1 vectors). Streams
+        from disk when the training images were not decoded into memory."""
+        return _dataset(self, self.train, target, batch_size, augment, seed, shuffle)
+
+    def eval_dataset(self, split: str, target: str = "semantic", batch_size: int = 8) -> tf.data.Dataset:
+        """Batches of the val or test split without augmentation."""
+        part = {"val": self.val, "test": self.test, "train": self.train}[split]
+        return _dataset(self, part, target, batch_size, False, 0, False)
+
+
+#: in-memory splits larger than this are fed by a generator instead of ``from_tensor_slices``
+_MAX_CONSTANT_BYTES = 500_000_000
+
+
+def _dataset(data: FashionData, split: Split, target: str, batch_size: int, augment: bool, seed: int,
+             shuffle: bool) -> tf.data.Dataset:
+    if target not in {"semantic", "multilabel"}:
+        raise ValueError(f"target must be 'semantic' or 'multilabel', got {target!r}")
+    n = len(split)
+    size = data.size
+    if split.x is not None:
+        y = split.semantic if target == "semantic" else split.multi_hot.astype(np.float32)
+        if split.x.nbytes + y.nbytes <= _MAX_CONSTANT_BYTES:
+            ds = tf.data.Dataset.from_tensor_slices((split.x, y))
+        else:  # large arrays would be embedded in the graph (2 GB protobuf limit): read them by index
+            x_arr = split.x
+            ds = tf.data.Dataset.from_generator(
+                lambda: ((x_arr[i], y[i]) for i in range(n)),
+                output_signature=(tf.TensorSpec(x_arr.shape[1:], tf.uint8), tf.TensorSpec(y.shape[1:], tf.as_dtype(y.dtype))))
+        if shuffle:
+            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    else:
+        by_image = {k: v for k, v in data.reduced.groupby("image_id", sort=False)}
+        rows = split.images
+
+        def _load(i):
+            row = rows.iloc[int(i)]
+            ex = fd.load_example(row, by_image[row["image_id"]], size)
+            return ex.image, fd.semantic_map(ex.masks, ex.labels)
+
+        ds = tf.data.Dataset.range(n)
+        if shuffle:
+            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+
+        def _read(i):
+            image, sem = tf.numpy_function(_load, [i], (tf.uint8, tf.uint8))
+            image.set_shape((size, size, 3))
+            sem.set_shape((size, size))
+            if target == "semantic":
+                return image, sem
+            return image, tf.gather(split.multi_hot.astype(np.float32), i)
+
+        ds = ds.map(_read, num_parallel_calls=tf.data.AUTOTUNE)
+    if augment:
+        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)))
+
+        def _aug(pair, seeds):
+            image, y = pair
+            mask = y if target == "semantic" else tf.zeros((size, size), tf.uint8)
+            image, mask = fd.augment_example(tf.cast(image, tf.float32), mask, seeds)
+            return image, (mask if target == "semantic" else y)
+
+        ds = ds.map(_aug, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size)
+    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, tf.cast(y, tf.int32) if target == "semantic" else y),
+                num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _split(images: pd.DataFrame, reduced: pd.DataFrame, n_classes: int, size: int, decode: bool,
+           instances: bool) -> Split:
+    hot = fd.multi_hot(images, n_classes)
+    if not decode:
+        return Split(images, None, None, hot)
+    dec = fd.decode_examples(images, reduced, size, keep_instances=instances)
+    return Split(images, dec.images, dec.semantic, hot, dec.masks, dec.labels)
+
+
+def load_data(
+    data_dir: str | Path | None = None,
+    label_set: str = "full",
+    image_size: int = fd.IMAGE_SIZE,
+    n_test: int = fd.N_TEST,
+    val_fraction: float = 0.1,
+    n_synthetic: int = 240,
+    seed: int = 0,
+    limit: int | None = None,
+    in_memory: bool | None = None,
+) -> FashionData:
+    """Read (or synthesize, ``data_dir=None``) the dataset, reduce the labels, hold out
+    ``n_test`` test images (report: 1,000) and ``val_fraction`` of the rest for validation, and
+    letterbox everything to ``image_size``.
+
+    Test and validation images are decoded into memory (test with its instance masks). Training
+    images are decoded into memory when ``in_memory`` (default: when they fit in ~2 GB), else
+    streamed from disk by :meth:`FashionData.train_dataset`. ``limit`` keeps a seeded random
+    subset of the images (smoke runs).
+    """
+    synthetic = data_dir is None
+    root = fd.synthetic_root(n_synthetic, seed) if synthetic else Path(data_dir).expanduser()
+    segments = fd.load(root)
+    reduced, steps = fd.reduce_labels(segments, label_set)
+    images = fd.image_table(reduced)
+    if limit and limit < len(images):
+        images = images.sample(n=limit, random_state=seed).reset_index(drop=True)
+    train_all, test = fd.holdout_split(images, n_test, seed)
+    n_val = max(1, int(round(val_fraction * len(train_all))))
+    train, val = fd.holdout_split(train_all, n_val, seed + 1)
+    n_classes = len(fd.LABEL_SETS[label_set])
+    if in_memory is None:
+        in_memory = len(train) * image_size * image_size * 4 <= 4e9
+    return FashionData(
+        root=Path(root), synthetic=synthetic, label_set=label_set, size=int(image_size), segments=segments,
+        reduced=reduced, steps=steps,
+        train=_split(train, reduced, n_classes, image_size, in_memory, False),
+        val=_split(val, reduced, n_classes, image_size, True, False),
+        test=_split(test, reduced, n_classes, image_size, True, True),
+    )
+
+
+# ---------------------------------------------------------------------------------------- models
+@dataclass
+class ModelResult:
+    """One model's results in the report's terms; a row of :func:`results_table`.
+
+    ``kind`` is ``"multilabel"`` (classification only: no segmentation metrics, no TTO) or
+    ``"instance"`` (instances scored with the instance metrics). ``client`` holds EMR/OA/JSS on
+    the client set C when there is one; without it the test-set Classification stands in for
+    Class_C in the TTO (``class_c_source`` says so).
+    """
+
+    name: str
+    kind: str
+    emr: float
+    oa: float
+    jss: float
+    map50: float = float("nan")
+    f1: float = float("nan")
+    coco_map50: float = float("nan")
+    seconds_per_image: float = float("nan")
+    client: Mapping[str, float] | None = None
+    data: str = ""
+    model: keras.Model | None = None
+    history: pd.DataFrame | None = None
+    y_true: np.ndarray | None = None
+    y_pred: np.ndarray | None = None
+    probabilities: np.ndarray | None = None
+    instances: list[mi.Instances] | None = None
+    extra: dict = field(default_factory=dict)
+    checkpoint: Path | None = None
+    train_seconds: float = float("nan")
+
+    def scores(self) -> dict:
+        """Classification, segmentation, speed, TO and TTO (equations 15-21)."""
+        test = {"emr": self.emr, "oa": self.oa, "jss": self.jss, "map50": self.map50, "f1": self.f1}
+        return mi.combination_scores(test, self.seconds_per_image, client=self.client)
+
+    def metrics(self) -> dict:
+        """``metrics.json`` entry: emr, oa, jss, map50, f1, seconds_per_image, tto (+ COCO AP@50)."""
+        s = self.scores()
+        return {"emr": self.emr, "oa": self.oa, "jss": self.jss, "map50": self.map50, "f1": self.f1,
+                "coco_map50": self.coco_map50, "seconds_per_image": self.seconds_per_image,
+                "classification": s["class_m"], "segmentation": s["segmentation"], "to": s["to"],
+                "tto": s["tto"], "class_c_source": s["class_c_source"]}
+
+
+def report_result(run: str = REPORT_BEST) -> ModelResult:
+    """A report run (Tables 8 and 9) as a :class:`ModelResult`."""
+    t8, t9 = REPORT_TABLE_8.loc[run], REPORT_TABLE_9.loc[run]
+    return ModelResult(name=f"{run} (report, Mask R-CNN)", kind="instance", emr=float(t9["emr"]), oa=float(t9["oa"]),
+                       jss=float(t9["jss"]), map50=float(t9["map50"]), f1=float(t9["f1"]),
+                       seconds_per_image=float(t9["seconds_per_image"]), client=t8.to_dict(),
+                       data="iMaterialist M_test / client C")
+
+
+def multilabel_baseline(data: FashionData) -> ModelResult:
+    """Predict every class present in at least half of the training images (per-label majority)."""
+    prior = (data.train.multi_hot.mean(0) >= 0.5).astype(np.int32)
+    z = np.repeat(prior[None], len(data.test), axis=0)
+    s = mi.multilabel_scores(data.test.multi_hot, z)
+    return ModelResult(name="per-label majority", kind="multilabel", data=_data_name(data), y_true=data.test.multi_hot,
+                       y_pred=z, **s)
+
+
+def all_background(data: FashionData) -> ModelResult:
+    """The report's RefineNet failure: every pixel background, hence no instance and no label."""
+    z = np.zeros_like(data.test.multi_hot)
+    s = mi.multilabel_scores(data.test.multi_hot, z)
+    sem = mi.semantic_scores(data.test.semantic, np.zeros_like(data.test.semantic), data.n_classes + 1)
+    empty = [mi.Instances(np.zeros((0, data.size, data.size), bool), []) for _ in range(len(data.test))]
+    ev = mi.evaluate_instances(empty, data.test.instances())
+    return ModelResult(name="all background", kind="instance", data=_data_name(data), map50=ev["map50"], f1=ev["f1"],
+                       coco_map50=0.0, y_true=data.test.multi_hot, y_pred=z, extra={"semantic": sem, "instance": ev}, **s)
+
+
+def semantic_oracle(data: FashionData) -> ModelResult:
+    """The true semantic map turned into instances by connected components: the ceiling of any
+    semantic model scored with instance metrics (touching instances of a class merge, an
+    instance split by another one counts twice)."""
+    probs = np.eye(data.n_classes + 1, dtype=np.float32)[data.test.semantic]
+    res = evaluate_semantic_model(data, probs)
+    res.update(name="true map -> components (ceiling)", probabilities=None)
+    return ModelResult(**res)
+
+
+def _data_name(data: FashionData) -> str:
+    return ("synthetic" if data.synthetic else str(data.root.name)) + f" test ({len(data.test)} images, {data.size}px)"
+
+
+def min_area(size: int) -> int:
+    """Minimum instance area in pixels at ``size`` (:data:`MIN_AREA_FRACTION` of the image)."""
+    return max(1, int(round(MIN_AREA_FRACTION * size * size)))
+
+
+def _learning_rate(initial: float, cosine_decay: bool, epochs: int, n_train: int, batch_size: int):
+    """``initial``, or a cosine decay from it to 0 over the whole training (``cosine_decay``)."""
+    if not cosine_decay:
+        return initial
+    steps = max(1, epochs * int(np.ceil(n_train / batch_size)))
+    return keras.optimizers.schedules.CosineDecay(initial, decay_steps=steps)
+
+
+def train_multilabel(
+    data: FashionData,
+    out_dir: str | Path,
+    backbone: str = "ResNet50",
+    weights: str | None = "imagenet",
+    epochs: int = 20,
+    batch_size: int = 16,
+    learning_rate: float = 1e-3,
+    augment: bool = True,
+    threshold: float = 0.5,
+    cosine_decay: bool = True,
+    seed: int = 0,
+    verbose: int = 0,
+) -> ModelResult:
+    """Train the multi-label classifier (sigmoid per class, BCE) and score it on the test split
+    (EMR, OA, JSS; it predicts no masks, so no segmentation metrics and no TTO). The best epoch
+    by validation loss is kept (the report picked its best epochs, Table 6)."""
+    from kerasmt.models.multilabel import compile_multilabel, multilabel_classifier, predict_labels
+    from kerasmt.training import fit
+
+    set_seed(seed)
+    model = multilabel_classifier(data.n_classes, (None, None, 3), backbone=backbone, weights=weights,
+                                  name=f"multilabel_{backbone.lower()}")
+    compile_multilabel(model, _learning_rate(learning_rate, cosine_decay, epochs, len(data.train), batch_size))
+    start = time.perf_counter()
+    result = fit(model, data.train_dataset("multilabel", batch_size, augment, seed),
+                 data.eval_dataset("val", "multilabel", batch_size), epochs=epochs, run_dir=out_dir,
+                 name=model.name, restore_best=True, verbose=verbose)
+    seconds = time.perf_counter() - start
+    probs = model.predict(data.eval_dataset("test", "multilabel", batch_size), verbose=0)
+    z = predict_labels(probs, threshold)
+    s = mi.multilabel_scores(data.test.multi_hot, z)
+    return ModelResult(name=f"multi-label {backbone} (ours)", kind="multilabel", data=_data_name(data), model=model,
+                       history=result.history, y_true=data.test.multi_hot, y_pred=z, probabilities=probs,
+                       checkpoint=result.checkpoint, train_seconds=seconds,
+                       extra={"per_class_accuracy": mi.per_class_accuracy(data.test.multi_hot, z)}, **s)
+
+
+def train_refinenet(
+    data: FashionData,
+    out_dir: str | Path,
+    encoder: str = "ResNet101",
+    weights: str | None = "imagenet",
+    features: int | Sequence[int] = (512, 256, 256, 256),
+    epochs: int = 30,
+    batch_size: int = 8,
+    learning_rate: float = 1e-3,
+    ce_weight: float = 1.0,
+    dice_weight: float = 1.0,
+    class_weight_power: float = 0.5,
+    augment: bool = True,
+    cosine_decay: bool = True,
+    seed: int = 0,
+    verbose: int = 0,
+    **builder_kwargs: Any,
+) -> ModelResult:
+    """Train RefineNet with class-weighted CE + Dice (:class:`kerasmt.losses_segmentation.PixelCrossentropyDice`),
+    keep the best epoch by validation loss, and score it on the test split: pixel accuracy and
+    per-class IoU, instances by connected components (:func:`kerasmt.models.refinenet.instances_from_semantic`)
+    scored with mAP@50 / F1 (ours and COCO's), and multi-label EMR/OA/JSS from those instances."""
+    from kerasmt.losses_segmentation import PixelCrossentropyDice, class_weights_from_maps
+    from kerasmt.models.refinenet import refinenet
+    from kerasmt.training import fit
+
+    set_seed(seed)
+    n = data.n_classes + 1
+    if data.train.semantic is not None:
+        weights_ce = class_weights_from_maps(data.train.semantic, n, power=class_weight_power)
+    else:
+        weights_ce = class_weights_from_maps(data.val.semantic, n, power=class_weight_power)
+    model = refinenet(data.n_classes, (None, None, 3), encoder=encoder, weights=weights, features=features,
+                      name=f"refinenet_{encoder.lower()}", **builder_kwargs)
+    loss = PixelCrossentropyDice(ce_weight=ce_weight, dice_weight=dice_weight, class_weights=weights_ce)
+    schedule = _learning_rate(learning_rate, cosine_decay, epochs, len(data.train), batch_size)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, jit_compile=False)
+    start = time.perf_counter()
+    result = fit(model, data.train_dataset("semantic", batch_size, augment, seed),
+                 data.eval_dataset("val", "semantic", batch_size), epochs=epochs, run_dir=out_dir,
+                 name=model.name, restore_best=True, verbose=verbose)
+    seconds = time.perf_counter() - start
+    probs = model.predict(data.eval_dataset("test", "semantic", batch_size), verbose=0)
+    res = evaluate_semantic_model(data, probs)
+    res.update(model=model, history=result.history, checkpoint=result.checkpoint, train_seconds=seconds,
+               name=f"RefineNet {encoder} (ours)")
+    res["extra"]["class_weights"] = weights_ce
+    return ModelResult(**res)
+
+
+def evaluate_semantic_model(data: FashionData, probabilities: np.ndarray) -> dict:
+    """Scores of per-pixel softmax outputs on the test split (keyword arguments of :class:`ModelResult`)."""
+    from kerasmt.models.refinenet import instances_from_semantic
+
+    pred_maps = probabilities.argmax(-1)
+    sem = mi.semantic_scores(data.test.semantic, pred_maps, data.n_classes + 1)
+    area = min_area(data.size)
+    preds = [instances_from_semantic(p, min_area=area, min_score=MIN_SCORE) for p in probabilities]
+    truths = data.test.instances()
+    ev = mi.evaluate_instances(preds, truths)
+    coco = mi.coco_map50(preds, truths, data.n_classes)
+    z = mi.labels_to_multi_hot([p.labels for p in preds], data.n_classes)
+    s = mi.multilabel_scores(data.test.multi_hot, z)
+    return dict(name="semantic model", kind="instance", data=_data_name(data), map50=ev["map50"], f1=ev["f1"],
+                coco_map50=coco["map50"], y_true=data.test.multi_hot, y_pred=z, probabilities=probabilities,
+                instances=preds, extra={"semantic": sem, "instance": ev, "coco": coco, "min_area": area,
+                                                                  "min_score": MIN_SCORE}, **s)
+
+
+# ---------------------------------------------------------------------------------------- timing
+def time_inference(predict: Callable[[np.ndarray], Any], images: np.ndarray, warmup: int = 1) -> dict:
+    """Seconds per image of ``predict(image)`` over ``images`` (one call each, after ``warmup``
+    untimed calls on the first image): mean, min, max."""
+    images = np.asarray(images)
+    for _ in range(warmup):
+        predict(images[0])
+    times = []
+    for image in images:
+        start = time.perf_counter()
+        predict(image)
+        times.append(time.perf_counter() - start)
+    return {"seconds_per_image": float(np.mean(times)), "min": float(np.min(times)), "max": float(np.max(times)),
+            "images": len(times), "size": int(images.shape[1])}
+
+
+def semantic_predictor(model: keras.Model, size: int) -> Callable[[np.ndarray], Any]:
+    """uint8 image -> instances: the whole RefineNet inference (normalisation and network in one
+    compiled call, softmax, connected components)."""
+    from kerasmt.models.refinenet import instances_from_semantic
+
+    fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    area = min_area(size)
+
+    def predict(image: np.ndarray):
+        probs = fn(tf.convert_to_tensor(image[None], tf.float32) / 255.0)[0].numpy()
+        return instances_from_semantic(probs, min_area=area, min_score=MIN_SCORE)
+
+    return predict
+
+
+def multilabel_predictor(model: keras.Model, threshold: float = 0.5) -> Callable[[np.ndarray], Any]:
+    """uint8 image -> 0/1 class vector of a multi-label classifier."""
+    fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+
+    def predict(image: np.ndarray):
+        return (fn(tf.convert_to_tensor(image[None], tf.float32) / 255.0)[0].numpy() >= threshold).astype(np.int32)
+
+    return predict
+
+
+def timing_images(data: FashionData, n: int = 5, size: int = fd.IMAGE_SIZE) -> np.ndarray:
+    """The first ``n`` test images letterboxed to ``size`` (the report timed 512 px inputs)."""
+    rows = data.test.images.iloc[:n]
+    return fd.decode_examples(rows, data.reduced, size, keep_instances=False).images
+
+
+def time_report_refinenet(images: np.ndarray, n_classes: int = 11, encoder: str = "ResNet101") -> dict:
+    """CPU time per image of the report's RefineNet configuration (ResNet-101, 512/256 channels)
+    at the images' size, with random weights (timing does not depend on the weights)."""
+    from kerasmt.models.refinenet import refinenet
+
+    model = refinenet(n_classes, images.shape[1:], encoder=encoder, weights=None)
+    out = time_inference(semantic_predictor(model, images.shape[1]), images)
+    out["params"] = int(model.count_params())
+    return out
+
+
+# ---------------------------------------------------------------------------------------- tables
+TABLE_COLUMNS = [
+    ("Table 8: client set C", "EMR"), ("Table 8: client set C", "OA"), ("Table 8: client set C", "JSS"),
+    ("Table 9: test set", "Av_Speed (s)"), ("Table 9: test set", "EMR"), ("Table 9: test set", "OA"),
+    ("Table 9: test set", "JSS"), ("Table 9: test set", "mAP"), ("Table 9: test set", "F1"),
+    ("Table 9: test set", "COCO AP@50"),
+    ("Table 10: combination", "Class_C"), ("Table 10: combination", "Class_M"),
+    ("Table 10: combination", "Segmentation"), ("Table 10: combination", "Speed"), ("Table 10: combination", "TTO"),
+]
+
+
+def results_table(results: Sequence[ModelResult], include_report: Sequence[str] = (REPORT_BEST,)) -> pd.DataFrame:
+    """The report's Tables 8-10 as one table, one row per model: report runs first, then ours.
+
+    Percentages are shown as in the report (EMR/OA/JSS in %, mAP/F1 as fractions). Rows without
+    a client set use the test-set Classification as Class_C (marked ``*``); classification-only
+    models have no Segmentation, so no TO/TTO.
+    """
+    rows, index = [], []
+    for res in [report_result(r) for r in include_report] + list(results):
+        s = res.scores()
+        client = res.client or {}
+        pct = lambda v: round(100 * v, 1) if v == v else np.nan  # noqa: E731
+        two = lambda v: round(float(v), 2) if v == v else np.nan  # noqa: E731
+        rows.append([
+            pct(client.get("emr", np.nan)), pct(client.get("oa", np.nan)), pct(client.get("jss", np.nan)),
+            two(res.seconds_per_image), pct(res.emr), pct(res.oa), pct(res.jss), two(res.map50), two(res.f1),
+            two(res.coco_map50), two(s["class_c"]), two(s["class_m"]), two(s["segmentation"]),
+            two(s["speed"]), two(s["tto"]),
+        ])
+        mark = "" if s["class_c_source"] == "client" else " *"
+        index.append(res.name + mark)
+    table = pd.DataFrame(rows, index=pd.Index(index, name="run"), columns=pd.MultiIndex.from_tuples(TABLE_COLUMNS))
+    return table
+
+
+def per_class_table(results: Sequence[ModelResult], data: FashionData) -> pd.DataFrame:
+    """Per-class label accuracy (report Appendix E) of each model, and per-class pixel IoU of the
+    semantic models, on the test split."""
+    out = {"test images with class": data.test.multi_hot.sum(0)}
+    for res in results:
+        if res.y_pred is not None:
+            out[f"{res.name} accuracy"] = mi.per_class_accuracy(res.y_true, res.y_pred).round(3)
+        sem = res.extra.get("semantic")
+        if sem is not None:
+            out[f"{res.name} pixel IoU"] = np.round(sem["iou"][1:], 3)
+    return pd.DataFrame(out, index=pd.Index(data.class_names, name="class"))
+
+
+def semantic_table(results: Sequence[ModelResult]) -> pd.DataFrame:
+    """Pixel accuracy and mean IoU (with / without background) of semantic models."""
+    rows = {}
+    for res in results:
+        sem = res.extra.get("semantic")
+        if sem is not None:
+            rows[res.name] = {"pixel accuracy": sem["pixel_accuracy"], "mean IoU": sem["mean_iou"],
+                              "mean IoU (garments)": sem["mean_iou_foreground"], "background IoU": sem["iou"][0]}
+    return pd.DataFrame(rows).T.round(3)
+
+
+def metrics_summary(results: Mapping[str, ModelResult], data: FashionData, timing: Mapping[str, dict] | None = None,
+                    baselines: Mapping[str, ModelResult] | None = None) -> dict:
+    """The study's ``metrics.json``: per model {emr, oa, jss, map50, f1, seconds_per_image, tto, ...},
+    baselines, semantic scores, the worked-example checks, data sizes and a flat ``summary``."""
+    models = {key: res.metrics() for key, res in results.items()}
+    metrics: dict = {
+        "data": {"synthetic": data.synthetic, "label_set": data.label_set, "image_size": data.size,
+                 "train": len(data.train), "val": len(data.val), "test": len(data.test)},
+        "models": models,
+        "baselines": {key: res.metrics() for key, res in (baselines or {}).items()},
+        "semantic": {key: {"pixel_accuracy": res.extra["semantic"]["pixel_accuracy"],
+                           "mean_iou_foreground": res.extra["semantic"]["mean_iou_foreground"],
+                           "iou": res.extra["semantic"]["iou"]}
+                     for key, res in {**(baselines or {}), **results}.items() if "semantic" in res.extra},
+        "timing": dict(timing or {}),
+        "report": {"Full4": report_result().metrics()},
+        "worked_examples": {
+            "table_2": table_2_example()["recomputed"].to_dict(),
+            "table_11_11_classes": table_11_example()["11 classes (0..10)"].to_dict(),
+            "table_10_rows_ok": recompute_table_10()["ok"].to_dict(),
+        },
+    }
+    summary: dict = {}
+    for key, m in models.items():
+        for name in ("emr", "oa", "jss", "map50", "f1", "seconds_per_image", "tto"):
+            value = m[name]
+            if value is not None and value == value:
+                summary[f"{key}.{name}"] = round(float(value), 4)
+    for key, res in (baselines or {}).items():
+        summary[f"{key}.jss"] = round(float(res.jss), 4)
+    metrics["summary"] = summary
+    return metrics
+
+
+# ----------------------------------------------------------------------------------------- plots
+#: colours of background + the 11 full-set classes in the figures
+COLORS = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
+                   [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212],
+                   [0, 128, 128]], dtype=np.uint8)
+
+
+def colorize(label_map: np.ndarray) -> np.ndarray:
+    """Label map (0 = background) -> RGB image with :data:`COLORS`."""
+    return COLORS[np.asarray(label_map) % len(COLORS)]
+
+
+def overlay(image: np.ndarray, label_map: np.ndarray, alpha: float = 0.55) -> np.ndarray:
+    """Image with the (non-background) label map blended on top."""
+    image = np.asarray(image, np.float32)
+    colors = colorize(label_map).astype(np.float32)
+    fg = (np.asarray(label_map) > 0)[..., None]
+    return np.where(fg, (1 - alpha) * image + alpha * colors, image).astype(np.uint8)
+
+
+def _legend(ax, names: Sequence[str], present: Sequence[int] | None = None) -> None:
+    import matplotlib.patches as mpatches
+
+    ids = range(len(names)) if present is None else sorted(set(present))
+    handles = [mpatches.Patch(color=COLORS[i + 1] / 255.0, label=names[i]) for i in ids]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
+
+
+def plot_category_counts(data: FashionData):
+    """Segments per category before reduction (report Figure 12), kept classes highlighted."""
+    import matplotlib.pyplot as plt
+
+    counts = fd.segment_counts(data.segments)
+    kept = set(fd.LABEL_SETS[data.label_set])
+    colors = ["tab:blue" if i in kept else ("lightgray" if i in fd.DROPPED_PARTS else "tab:gray")
+              for i in range(len(counts))]
+    fig, ax = plt.subplots(figsize=(11, 3))
+    ax.bar(range(len(counts)), counts.to_numpy(), color=colors)
+    ax.set_xticks(range(len(counts)))
+    ax.set_xticklabels([f"{i}: {n}" for i, n in enumerate(counts.index)], rotation=90, fontsize=6)
+    ax.set_ylabel("segments")
+    ax.set_title(f"segments per category (blue: kept '{data.label_set}' set; light grey: the 18 dropped parts)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_examples(data: FashionData, indices: Sequence[int], split: str = "test"):
+    """Letterboxed images (top) and their instance masks as a semantic map (bottom)."""
+    import matplotlib.pyplot as plt
+
+    part = {"test": data.test, "val": data.val, "train": data.train}[split]
+    fig, axes = plt.subplots(2, len(indices), figsize=(1.6 * len(indices) + 1.2, 3.6), squeeze=False)
+    present = []
+    for col, i in enumerate(indices):
+        axes[0][col].imshow(part.x[i])
+        axes[1][col].imshow(colorize(part.semantic[i]), interpolation="nearest")
+        present += np.flatnonzero(part.multi_hot[i]).tolist()
+        axes[0][col].set_title(f"{part.images['n_segments'].iloc[i]} segments", fontsize=7)
+        for ax in axes[:, col]:
+            ax.axis("off")
+    _legend(axes[0][-1], data.class_names, present)
+    fig.tight_layout()
+    return fig
+
+
+def plot_preprocessing(data: FashionData, index: int = 0, size: int = fd.IMAGE_SIZE, seed: int = 0):
+    """The report's preprocessing on one test image (top: image, bottom: its masks): original,
+    letterboxed to ``size`` (zero padding; masks identically), mean-pixel normalised, and the four
+    augmentations (flip moves the mask with the image; brightness, blur and noise leave it)."""
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    row = data.test.images.iloc[index]
+    segs = data.segments_of(row["image_id"])
+    original = np.asarray(Image.open(row["path"]).convert("RGB"))
+    masks = [fd.rle_decode(r, int(row["height"]), int(row["width"])) for r in segs["rle"]]
+    sem_orig = fd.semantic_map(np.stack(masks), segs["label"].to_numpy())
+    ex = fd.load_example(row, segs, size)
+    sem = fd.semantic_map(ex.masks, ex.labels)
+    norm = fd.normalize(ex.image)
+    panels = [(f"original {original.shape[0]}x{original.shape[1]}", original, sem_orig),
+              (f"letterboxed {size}x{size}", ex.image, sem),
+              ("minus COCO mean\n(rescaled to show)",
+               ((norm - norm.min()) / (norm.max() - norm.min()) * 255).astype(np.uint8), sem)]
+    for k, kind in enumerate(("flip", "brightness", "blur", "noise")):
+        img, m = fd.augment_example(ex.image.astype(np.float32), sem, [seed, k], force=kind)
+        panels.append((kind + ("\n(image and mask)" if kind == "flip" else "\n(image only)"),
+                       np.asarray(img).astype(np.uint8), np.asarray(m)))
+    fig, axes = plt.subplots(2, len(panels), figsize=(1.75 * len(panels), 3.8))
+    for col, (title, image, mask) in enumerate(panels):
+        axes[0][col].imshow(image)
+        axes[1][col].imshow(colorize(mask), interpolation="nearest")
+        axes[0][col].set_title(title, fontsize=7)
+        for ax in axes[:, col]:
+            ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def plot_predictions(result: ModelResult, data: FashionData, indices: Sequence[int]):
+    """Test images (top), their true masks (middle) and the model's semantic prediction
+    (bottom), with instance counts (predicted instances: connected components)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(3, len(indices), figsize=(1.6 * len(indices) + 1.2, 5.2), squeeze=False)
+    present = []
+    for col, i in enumerate(indices):
+        pred = result.probabilities[i].argmax(-1)
+        axes[0][col].imshow(data.test.x[i])
+        axes[1][col].imshow(colorize(data.test.semantic[i]), interpolation="nearest")
+        axes[2][col].imshow(colorize(pred), interpolation="nearest")
+        n_pred = len(result.instances[i]) if result.instances else 0
+        axes[1][col].set_title(f"truth: {len(data.test.labels[i])} instances", fontsize=7)
+        axes[2][col].set_title(f"predicted: {n_pred} instances", fontsize=7)
+        present += np.unique(data.test.semantic[i]).tolist() + np.unique(pred).tolist()
+        for ax in axes[:, col]:
+            ax.axis("off")
+    _legend(axes[0][-1], data.class_names, [p - 1 for p in present if p > 0])
+    fig.tight_layout()
+    return fig

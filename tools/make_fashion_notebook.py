@@ -1,0 +1,290 @@
+"""Write notebooks/fashion.ipynb (unexecuted) from the cell list below.
+
+The committed notebook is the executed demo run (``kerasmt run fashion`` on synthetic data with the
+demo parameters, copied back by ``tools/sync_notebooks.py``); this script is where its cells are
+edited. A later model (Mask R-CNN) adds its cells before "Results" and one more entry to
+``results`` (a :class:`kerasmt.studies.fashion.ModelResult`).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+CHECK = "# NBVAL_CHECK_OUTPUT\n"
+
+cells = [
+    new_markdown_cell(
+        """# Fashion: classify and segment what people wear (iMaterialist 2019)
+
+Reproduces the report *Fashion item segmentation for customer profiling* (seed 001): fashion items
+worn by people are classified (which of 11 classes are in the image) and segmented (one mask per
+item), on iMaterialist (Fashion) 2019, with the report's label reduction, letterboxing to 512 px,
+mean-pixel normalisation and augmentation, and its metrics: EMR, OA and JSS for multi-label
+classification, mAP@50 and F1 for instance masks, CPU inference time, and the combined TTO score
+(Tables 8-10). The report's RefineNet never learned (22 runs, all background); here RefineNet is
+trained so that it does, and a plain multi-label classifier — the baseline the report lacked — sits
+beside it. Mask R-CNN, the report's winner (run Full4), is shown with the report's numbers.
+
+**Outputs shown here come from the synthetic dataset** that kerasmt writes in the iMaterialist
+layout (drawn people wearing the 11 classes and others, with overlapping RLE instance masks),
+produced by the demo run `kerasmt run fashion` on a 2-core CPU with the demo parameters (injected
+cell below): 128 px training, small "light" ResNet encoders **without ImageNet weights** (no
+network), 20 epochs. Their numbers are not comparable with the report's; the report's Full4 row is
+shown beside ours. CPU inference time is measured at 512 px, as in the report.
+
+**Real data:** download iMaterialist 2019 from Kaggle (or Fashionpedia, same 46 categories; see
+`data/fashion/README.md`), then `kerasmt run fashion --data /path/to/imaterialist` or set
+`DATA_DIR` below. The parameter defaults are the report's configuration: 512 px, ResNet-101 RefineNet
+and ResNet-50 classifier with ImageNet weights, 1,000 test images."""
+    ),
+    new_code_cell(
+        """DATA_DIR = None               # iMaterialist 2019 root (train.csv, label_descriptions.json, train/) or Fashionpedia root; None: synthetic
+SMOKE = False                 # tiny sizes for CI (also switched on by the env variable KERASMT_SMOKE)
+OUT_DIR = None                # where models/*.keras and metrics.json go; None: runs/fashion
+SEED = 0
+LABEL_SET = "full"            # the report's final 11 classes ("base": its 5 classes)
+IMAGE_SIZE = 512              # training and test size, letterboxed (report: 512)
+TIMING_SIZE = 512             # CPU inference timing size (report: 512)
+N_TEST = 1000                 # held-out test images (report: 1000)
+N_SYNTHETIC = 240             # synthetic dataset size (ignored with DATA_DIR)
+WEIGHTS = "imagenet"          # encoder weights: "imagenet", None (random) or a weights file
+ENCODER = "ResNet101"         # RefineNet encoder (report: ResNet-101); "light" for CPU demos
+FEATURES = [512, 256, 256, 256]   # RefineNet-4..1 channels (report); one number for all blocks
+CLASSIFIER_BACKBONE = "ResNet50"  # multi-label baseline backbone; "light" for CPU demos
+EPOCHS_REFINENET = 30
+EPOCHS_CLASSIFIER = 20
+BATCH_SIZE = 8                # RefineNet
+BATCH_SIZE_CLASSIFIER = 16
+LEARNING_RATE = 2e-3          # Adam, both models
+N_TIMING = 5                  # test images timed, after one untimed warm-up
+TIME_REPORT_CONFIG = True     # also time the report's RefineNet (ResNet-101) at TIMING_SIZE, random weights""",
+        metadata={"tags": ["parameters"]},
+    ),
+    new_code_cell(
+        """import numpy as np
+import pandas as pd
+
+import kerasmt
+from kerasmt import plots
+from kerasmt.datasets import fashion as fd
+from kerasmt.studies import fashion as study
+
+SMOKE = SMOKE or kerasmt.env_smoke()
+if SMOKE:  # a few dozen tiny images, one epoch: checks that every cell runs
+    N_SYNTHETIC, N_TEST, IMAGE_SIZE, TIMING_SIZE, N_TIMING = 48, 12, 64, 128, 1
+    ENCODER, CLASSIFIER_BACKBONE, WEIGHTS, FEATURES = "light", "light", None, 16
+    EPOCHS_REFINENET = EPOCHS_CLASSIFIER = 1
+    TIME_REPORT_CONFIG = False
+OUT = kerasmt.resolve_out_dir(OUT_DIR, "fashion")
+kerasmt.set_seed(SEED)
+kerasmt.utils.quiet_tensorflow()
+pd.set_option("display.max_columns", 30)
+pd.set_option("display.width", 200)
+print(f"data: {DATA_DIR or 'synthetic'} | smoke: {SMOKE} | size: {IMAGE_SIZE}px | encoders: {ENCODER}, "
+      f"{CLASSIFIER_BACKBONE} | weights: {WEIGHTS} | outputs: {OUT}")"""
+    ),
+    new_markdown_cell(
+        """## The data
+
+iMaterialist 2019 has 45,195 images with 331,213 segments: `train.csv` lists one segment per row
+(`ImageId, EncodedPixels, Height, Width, ClassId`), where `EncodedPixels` is run-length encoded
+("start length" pairs, 1-indexed, column-major) and `ClassId` is a category, optionally followed by
+attribute ids (`"10_3_22"`). `label_descriptions.json` names the 46 categories (27 items and 19
+garment parts, closures and decorations in 12 supercategories) and 92 attributes. The report drops
+the attributes and the 18 parts (it keeps `hood` among the 28 "complete items") and keeps the
+`base` 5 or `full` 11 classes, remapped to 0..k-1 (its Table 5):"""
+    ),
+    new_code_cell(CHECK + """fd.ontology()"""),
+    new_code_cell(
+        """data = study.load_data(DATA_DIR, LABEL_SET, IMAGE_SIZE, N_TEST, n_synthetic=N_SYNTHETIC, seed=SEED)
+print(f"root: {data.root}")
+data.steps_with_report()"""
+    ),
+    new_code_cell("""study.plot_category_counts(data);"""),
+    new_code_cell("""display(data.describe())
+data.class_table()"""),
+    new_code_cell("""study.plot_examples(data, range(min(8, len(data.test))));"""),
+    new_markdown_cell(
+        """## Preprocessing (report 4.2)
+
+1. label reduction (above); 2. **letterbox** to 512x512: scaled to fit, aspect ratio kept, centred,
+padded with zeros — masks go through the same geometry (nearest neighbour); 3. data cleaning
+(the report relabelled one segment by hand; nothing to do here); 4. **mean-pixel normalisation**:
+the COCO mean (123.7, 116.8, 103.9) is subtracted (inside the models, first layer); 5.
+**augmentation** of training images: horizontal flip (50 %, image and masks), brightness
++U(-40, 40) (50 %), and one of Gaussian blur σ ≤ 1 or Gaussian noise σ ≤ 0.05·255 (50 %), the
+last two on the image only. Below, one test image through every step (each augmentation forced on):"""
+    ),
+    new_code_cell("""study.plot_preprocessing(data, 0, size=TIMING_SIZE, seed=SEED);"""),
+    new_markdown_cell(
+        """## Metrics (report 2.3 and 5.2), checked against the report's worked examples
+
+Multi-label (a class is predicted when any detected instance has it): **EMR** = share of images
+whose label set is exactly right; **OA** = Hamming accuracy over all n·k memberships, true
+negatives included; **JSS** = mean |Y∩Z| / |Y∪Z|. Instances: predicted and true masks are matched
+at mask IoU ≥ 0.5 (same class, by descending score) → precision, recall, **F1** per image;
+**AP@50** per image = area under the interpolated precision-recall curve, **mAP** = its mean.
+Combination: Classification = (3 EMR + OA + 2 JSS)/6; Segmentation = (mAP + F1)/2;
+Speed = seconds per image / 10; TO = Classification(test) + Segmentation − Speed;
+**TTO** = 1.5 Classification(client) + TO.
+
+Table 2 (one image, five classes):"""
+    ),
+    new_code_cell(CHECK + """study.table_2_example()"""),
+    new_markdown_cell(
+        """Table 11 (one client image). The report prints 12 columns (0..11) but the full set has 11
+classes: its 81.8 % label accuracy is 9/11, i.e. computed over classes 0..10 (over the 12 printed
+columns it would be 83.3 %)."""
+    ),
+    new_code_cell(CHECK + """study.table_11_example()"""),
+    new_markdown_cell(
+        """Table 10 recomputed from Tables 8 and 9. Every run agrees within rounding **except Base2, whose
+TTO is printed 1.75 but is 1.65** (1.5·0.529 + 0.437 + 0.56 − 0.139) — Base1's 1.75 copied into
+Base2's row, perhaps. Full4 remains the best run either way."""
+    ),
+    new_code_cell(CHECK + """study.recompute_table_10()"""),
+    new_markdown_cell("""Appendix E: the overall accuracy is the mean of the per-class accuracies (Hamming accuracy):"""),
+    new_code_cell(CHECK + """study.appendix_e_check()"""),
+    new_markdown_cell(
+        """Instance metrics on a fixed two-image example: image 1 has two shoes and a dress, predicted as
+one exact shoe, one shifted shoe (IoU 0.33: a false positive *and* a missed shoe) and the dress;
+image 2 has trousers, predicted with an extra bag. Our per-image mAP (Matterport's `compute_ap`,
+the report's code) beside COCO's AP@50 from pycocotools (101-point interpolation, averaged per
+class over the whole set rather than per image):"""
+    ),
+    new_code_cell(CHECK + """study.instance_example_table()"""),
+    new_markdown_cell(
+        """## Baselines
+
+*Per-label majority*: predict every class found in at least half of the training images.
+*All background*: what the report's RefineNet runs output — no pixel, hence no instance and no
+label, is a garment. *True map → components*: the test set's own semantic maps turned into
+instances the way RefineNet's are (connected components) — the ceiling of that approach (touching
+shoes merge, a shirt split by a tie counts twice)."""
+    ),
+    new_code_cell(
+        """baselines = {"majority": study.multilabel_baseline(data), "all_background": study.all_background(data),
+             "ceiling": study.semantic_oracle(data)}
+study.results_table(list(baselines.values()), include_report=())"""
+    ),
+    new_markdown_cell(
+        """## Multi-label classifier (the baseline the report lacked)
+
+Backbone (ResNet-50 with ImageNet weights on real data; a light ResNet from scratch in the demo)
+→ global average pooling → Dropout 0.2 → Dense(11, sigmoid), binary cross-entropy, Adam, the
+report's augmentation, best epoch by validation loss. A class is predicted at probability ≥ 0.5.
+It predicts no masks, so it gets no segmentation score and no TTO."""
+    ),
+    new_code_cell(
+        """results = {}
+results["multilabel"] = study.train_multilabel(
+    data, OUT, backbone=CLASSIFIER_BACKBONE, weights=WEIGHTS, epochs=EPOCHS_CLASSIFIER,
+    batch_size=BATCH_SIZE_CLASSIFIER, learning_rate=LEARNING_RATE, seed=SEED)
+ml = results["multilabel"]
+print(f"{ml.model.name}: {ml.model.count_params():,} parameters, trained in {ml.train_seconds:.0f} s")
+plots.plot_history(ml.history, metrics=("loss", "oa"), title="multi-label classifier");"""
+    ),
+    new_markdown_cell(
+        """## RefineNet that learns
+
+RefineNet (Lin et al. 2017), 4-cascaded: encoder features at 1/4…1/32 → per level 2 residual
+conv units (RCU) → multi-resolution fusion → chained residual pooling (4 stages) → RCU, coarse to
+fine; then 2 RCUs, a 1x1 convolution to background + 11 classes, bilinear ×4 and a per-pixel
+softmax. What the report's runs lacked, and this one has: a loss that background cannot win —
+**class-weighted cross-entropy** (weights (median frequency / frequency)^½) **plus soft Dice over
+the garment classes** — computed from the logits behind the softmax (a saturated softmax still has
+a gradient), residual units that start as the identity (no exploding logits at initialisation),
+and the best epoch by validation loss. Instances are the connected components of each class in
+the predicted map with at least 0.07 % of the image and a mean class probability of at least 0.7
+(the default detection confidence of Matterport's Mask R-CNN, the report's code), scored with the
+instance metrics above."""
+    ),
+    new_code_cell(
+        """results["refinenet"] = study.train_refinenet(
+    data, OUT, encoder=ENCODER, weights=WEIGHTS, features=FEATURES, epochs=EPOCHS_REFINENET,
+    batch_size=BATCH_SIZE, learning_rate=LEARNING_RATE, seed=SEED)
+rn = results["refinenet"]
+print(f"{rn.model.name}: {rn.model.count_params():,} parameters, trained in {rn.train_seconds:.0f} s")
+plots.plot_history(rn.history, metrics=("loss",), title="RefineNet: class-weighted CE + Dice");"""
+    ),
+    new_markdown_cell(
+        """Pixel accuracy flatters all-background output (most pixels are background, the report's
+point in 2.3); per-class IoU and the instance metrics do not:"""
+    ),
+    new_code_cell("""study.semantic_table([baselines["all_background"], rn])"""),
+    new_code_cell("""study.per_class_table([ml, rn], data)"""),
+    new_code_cell("""study.plot_predictions(rn, data, range(min(8, len(data.test))));"""),
+    new_markdown_cell(
+        """## CPU inference time per image at 512 px
+
+As in the report: images letterboxed to 512x512 beforehand, one image at a time, the time from
+input to predictions (network, softmax or threshold, and for RefineNet the connected components),
+one untimed warm-up call first. The report measured 1.37 s for Mask R-CNN (Full4) on a 4-core
+laptop i7 and required < 2 s. Ours run on this machine's CPU (2 shared cores for the demo) with
+the trained weights; the report's own RefineNet configuration (ResNet-101, 512/256 channels) is
+timed with random weights (timing does not depend on them). That network has 106.1 M parameters
+here; the report's Appendix G lists 96.75 M for its implementation, which leaves out the chained
+residual pooling of RefineNet-4 (four 3x3 convolutions of 512 channels: 9.4 M) that Lin et al.
+include, and uses a Caffe ResNet-101 (no convolution biases, BN + Scale layers)."""
+    ),
+    new_code_cell(
+        """import os
+
+timing_images = study.timing_images(data, N_TIMING, TIMING_SIZE)
+timing = {
+    "refinenet": study.time_inference(study.semantic_predictor(rn.model, TIMING_SIZE), timing_images),
+    "multilabel": study.time_inference(study.multilabel_predictor(ml.model), timing_images),
+}
+if TIME_REPORT_CONFIG:
+    timing["refinenet_resnet101_report_config"] = study.time_report_refinenet(timing_images[:1], data.n_classes)
+rn.seconds_per_image = timing["refinenet"]["seconds_per_image"]
+ml.seconds_per_image = timing["multilabel"]["seconds_per_image"]
+print(f"CPU: {os.cpu_count()} logical cores visible")
+pd.DataFrame(timing).T"""
+    ),
+    new_markdown_cell(
+        """## Results in the report's format (Tables 8-10)
+
+One row per model. We have no client set C, so for our rows the test-set Classification stands in
+for Class_C in the TTO (marked \\*); the multi-label classifier has no masks, hence no Segmentation,
+TO or TTO. mAP is the report's per-image AP@50 averaged over images; COCO AP@50 (pycocotools) is
+shown beside it. The report's numbers are from the real iMaterialist test set, ours from the
+synthetic one: compare rows of ours with each other, and with the baselines."""
+    ),
+    new_code_cell(
+        """table = study.results_table([*baselines.values(), ml, rn])
+table"""
+    ),
+    new_markdown_cell(
+        """## Notes on the report
+
+1. **RefineNet** (5.3): 22 runs, >200 h, all-background or single-class output. Per-pixel
+   softmax + cross-entropy on images that are mostly background has an all-background minimum;
+   with probabilities clipped before the log (as `categorical_crossentropy` on probabilities does
+   outside Keras' logits shortcut) a saturated softmax gets no gradient out of it. Class weights,
+   Dice, logits-based cross-entropy and identity-initialised residual units fix it here (table
+   above: the garment IoUs and mAP are far from the all-background row).
+2. **Table 10, Base2**: TTO printed 1.75, recomputes to 1.65 (see above).
+3. **Table 11** prints 12 class columns for an 11-class model; its OA is over 11.
+4. **TTO** weighs the client set's Classification 1.5x; without the (confidential) client set only
+   TO is reproducible, so our TTO uses the test set's Classification in its place.
+5. **Pixel accuracy** is rightly avoided by the report (all-background scores ~88 % here)."""
+    ),
+    new_code_cell(
+        """metrics = study.metrics_summary(results, data, timing, baselines)
+path = kerasmt.save_metrics(metrics, OUT)
+print(path)
+print({k: v for k, v in metrics["summary"].items()})
+sorted(p.name for p in (OUT / "models").glob("*.keras"))"""
+    ),
+]
+
+nb = new_notebook(cells=cells)
+nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+nb.metadata["language_info"] = {"name": "python"}
+out = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "notebooks" / "fashion.ipynb")
+nbformat.write(nb, out)
+print(f"wrote {out}")
