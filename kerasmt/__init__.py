@@ -22,12 +22,18 @@ _SUBMODULES = {
     "augment",
     "datasets",
     "losses",
+    "losses_segmentation",
     "metrics",
+    "metrics_instances",
     "models",
     "pipeline",
     "plots",
+    "regroup",
+    "rle",
     "runner",
+    "studies",
     "training",
+    "tuning",
     "utils",
 }
 

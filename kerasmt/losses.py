@@ -112,3 +112,147 @@ class MaskedBinaryCrossentropy(keras.losses.Loss):
         config = super().get_config()
         config.update(from_logits=self.from_logits, ignore_label=self.ignore_label)
         return config
+
+
+# ------------------------------------------------------------------------------- segmentation
+def _segmentation_terms(y_true, y_pred, from_logits: bool, ignore_label: int):
+    """Flattened pixels of a batch of label maps and class scores.
+
+    ``y_true``: ``(batch, H, W)`` or ``(batch, H, W, 1)`` integer label maps (``ignore_label`` =
+    unlabelled pixel, e.g. every pixel of an image without a mask); ``y_pred``: ``(batch, H, W, C)``
+    logits or probabilities. Returns ``(labels, valid, probabilities, log_probabilities)`` with
+    ``labels``/``valid`` of shape ``(P,)`` and the scores of shape ``(P, C)``; invalid pixels carry
+    label 0 so gathers stay in range (their weight is 0).
+    """
+    y_pred = ops.convert_to_tensor(y_pred)
+    n_classes = y_pred.shape[-1]
+    scores = ops.reshape(y_pred, (-1, n_classes))
+    labels = _flat_labels(y_true)
+    valid = ops.not_equal(labels, ignore_label)
+    safe = ops.where(valid, labels, ops.zeros_like(labels))
+    scores = ops.cast(scores, "float32")
+    if from_logits:
+        log_probs = ops.log_softmax(scores, axis=-1)
+        probs = ops.exp(log_probs)
+    else:
+        probs = ops.clip(scores, 1e-7, 1.0)
+        probs = probs / ops.sum(probs, axis=-1, keepdims=True)
+        log_probs = ops.log(probs)
+    return safe, ops.cast(valid, "float32"), probs, log_probs
+
+
+def _soft_dice(labels, valid, probs, smooth: float):
+    """``1 - mean_c (2 |P_c ∩ Y_c| + s) / (|P_c| + |Y_c| + s)`` over labelled pixels; a class absent
+    from both prediction and truth scores a perfect 1 (its loss is 0)."""
+    n_classes = probs.shape[-1]
+    onehot = ops.one_hot(labels, n_classes, dtype=probs.dtype) * valid[:, None]
+    probs = probs * valid[:, None]
+    intersection = ops.sum(probs * onehot, axis=0)
+    totals = ops.sum(probs, axis=0) + ops.sum(onehot, axis=0)
+    numerator = 2.0 * intersection + smooth
+    denominator = totals + smooth
+    dice = ops.where(denominator > 0, ops.divide_no_nan(numerator, denominator), ops.ones_like(denominator))
+    return 1.0 - ops.mean(dice)
+
+
+@keras.saving.register_keras_serializable(package="kerasmt")
+class MaskedSegmentationLoss(keras.losses.Loss):
+    """Per-pixel cross-entropy (+ optional soft Dice) for semantic masks with unlabelled pixels.
+
+    ``y_true`` is a batch of integer label maps ``(batch, H, W)`` where ``ignore_label`` (-1) marks
+    pixels without a label, e.g. every pixel of an image that has no mask; ``y_pred`` is
+    ``(batch, H, W, n_classes)`` logits (``from_logits=True``) or probabilities. The loss is
+    ``ce_weight * CE + dice_weight * Dice``:
+
+    * CE is the (optionally class-weighted) mean over labelled pixels,
+      ``sum_p w[y_p] CE_p / sum_p w[y_p]``;
+    * Dice is the soft multi-class Dice loss over the labelled pixels of the batch (see
+      :class:`DiceLoss`).
+
+    A batch without any labelled pixel gives exactly 0 (no NaN, no gradient), so images without
+    masks can share batches with masked ones.
+    """
+
+    def __init__(
+        self,
+        from_logits: bool = True,
+        ce_weight: float = 1.0,
+        dice_weight: float = 0.0,
+        class_weights: Sequence[float] | None = None,
+        smooth: float = 1.0,
+        ignore_label: int = MISSING,
+        name: str = "masked_segmentation_loss",
+        **kwargs,
+    ):
+        super().__init__(name=name, **kwargs)
+        self.from_logits = bool(from_logits)
+        self.ce_weight = float(ce_weight)
+        self.dice_weight = float(dice_weight)
+        self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
+        self.smooth = float(smooth)
+        self.ignore_label = int(ignore_label)
+
+    def call(self, y_true, y_pred):
+        labels, valid, probs, log_probs = _segmentation_terms(y_true, y_pred, self.from_logits, self.ignore_label)
+        loss = ops.convert_to_tensor(0.0, dtype="float32")
+        if self.ce_weight:
+            n_classes = probs.shape[-1]
+            per_pixel = -ops.sum(ops.one_hot(labels, n_classes, dtype=log_probs.dtype) * log_probs, axis=-1)
+            weights = valid
+            if self.class_weights is not None:
+                table = ops.convert_to_tensor(self.class_weights, dtype="float32")
+                weights = weights * ops.take(table, labels)
+            loss = loss + self.ce_weight * masked_mean(per_pixel, weights)
+        if self.dice_weight:
+            dice = _soft_dice(labels, valid, probs, self.smooth)
+            # no labelled pixel: Dice is already 0 with smooth > 0; guard smooth == 0 as well
+            dice = ops.where(ops.sum(valid) > 0, dice, ops.zeros_like(dice))
+            loss = loss + self.dice_weight * dice
+        return loss
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            from_logits=self.from_logits,
+            ce_weight=self.ce_weight,
+            dice_weight=self.dice_weight,
+            class_weights=self.class_weights,
+            smooth=self.smooth,
+            ignore_label=self.ignore_label,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="kerasmt")
+class DiceLoss(keras.losses.Loss):
+    """Soft multi-class Dice loss over the labelled pixels of a batch of label maps.
+
+    ``1 - mean_c (2 sum_p P_pc Y_pc + smooth) / (sum_p P_pc + sum_p Y_pc + smooth)``, where ``Y`` is
+    the one-hot truth and ``P`` the predicted probabilities (softmax of logits with
+    ``from_logits=True``), both restricted to pixels whose label is not ``ignore_label``. Classes
+    absent from truth and prediction count as perfectly matched; a batch without labelled pixels
+    gives 0.
+    """
+
+    def __init__(
+        self,
+        from_logits: bool = True,
+        smooth: float = 1.0,
+        ignore_label: int = MISSING,
+        name: str = "dice_loss",
+        **kwargs,
+    ):
+        super().__init__(name=name, **kwargs)
+        self.from_logits = bool(from_logits)
+        self.smooth = float(smooth)
+        self.ignore_label = int(ignore_label)
+
+    def call(self, y_true, y_pred):
+        labels, valid, probs, _ = _segmentation_terms(y_true, y_pred, self.from_logits, self.ignore_label)
+        dice = _soft_dice(labels, valid, probs, self.smooth)
+        return ops.where(ops.sum(valid) > 0, dice, ops.zeros_like(dice))
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(from_logits=self.from_logits, smooth=self.smooth, ignore_label=self.ignore_label)
+        return config

@@ -80,3 +80,80 @@ def majority_accuracy(y_true: Sequence[int]) -> float:
     if y_true.size == 0:
         return float("nan")
     return float(np.bincount(y_true).max() / y_true.size)
+
+
+# ------------------------------------------------------------------------------- segmentation
+@keras.saving.register_keras_serializable(package="kerasmt")
+class MaskedMeanIoU(keras.metrics.Metric):
+    """Mean intersection-over-union of ``argmax(y_pred)`` against integer label maps.
+
+    ``y_true``: ``(batch, H, W)`` labels with ``ignore_label`` (-1) for unlabelled pixels (images
+    without a mask); ``y_pred``: ``(batch, H, W, n_classes)`` scores. A confusion matrix is
+    accumulated over batches; the result averages the IoU of the classes that occur (in truth or
+    prediction) among labelled pixels, and is 0 before any labelled pixel was seen.
+    """
+
+    def __init__(self, n_classes: int, name: str = "mean_iou", ignore_label: int = MISSING, dtype=None, **kwargs):
+        super().__init__(name=name, dtype=dtype, **kwargs)
+        self.n_classes = int(n_classes)
+        self.ignore_label = int(ignore_label)
+        self.matrix = self.add_variable(
+            shape=(self.n_classes * self.n_classes,), initializer="zeros", name="confusion"
+        )
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        labels = ops.cast(ops.reshape(y_true, (-1,)), "int32")
+        predicted = ops.cast(ops.reshape(ops.argmax(y_pred, axis=-1), (-1,)), "int32")
+        valid = ops.not_equal(labels, self.ignore_label)
+        safe = ops.where(valid, labels, ops.zeros_like(labels))
+        # confusion matrix as one-hot(true)^T @ one-hot(pred): static shapes (XLA-friendly)
+        truth = ops.one_hot(safe, self.n_classes, dtype="float32") * ops.cast(valid, "float32")[:, None]
+        counts = ops.matmul(ops.transpose(truth), ops.one_hot(predicted, self.n_classes, dtype="float32"))
+        self.matrix.assign_add(ops.cast(ops.reshape(counts, (-1,)), self.dtype))
+
+    def result(self):
+        cm = ops.reshape(self.matrix, (self.n_classes, self.n_classes))
+        intersection = ops.diagonal(cm)
+        union = ops.sum(cm, axis=0) + ops.sum(cm, axis=1) - intersection
+        present = ops.cast(union > 0, self.dtype)
+        iou = ops.divide_no_nan(intersection, union)
+        return ops.divide_no_nan(ops.sum(iou * present), ops.sum(present))
+
+    def reset_state(self):
+        self.matrix.assign(ops.zeros_like(self.matrix))
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(n_classes=self.n_classes, ignore_label=self.ignore_label)
+        return config
+
+
+def mask_iou(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per-class IoU of predicted label maps against true ones, over labelled pixels
+    (``y_true != -1``), pooled over all images; ``NaN`` for a class absent from both."""
+    y_true = np.asarray(y_true).reshape(-1)
+    y_pred = np.asarray(y_pred).reshape(-1)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true and y_pred hold {y_true.size} and {y_pred.size} pixels; expected equal")
+    keep = y_true != MISSING
+    t, p = y_true[keep].astype(np.int64), y_pred[keep].astype(np.int64)
+    if t.size and (t.max() >= n_classes or p.max() >= n_classes or t.min() < 0 or p.min() < 0):
+        raise ValueError(f"labels must be in 0..{n_classes - 1} (or -1 in y_true for unlabelled pixels)")
+    cm = np.bincount(t * n_classes + p, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    intersection = np.diag(cm).astype(float)
+    union = cm.sum(0) + cm.sum(1) - np.diag(cm)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, intersection / np.maximum(union, 1), np.nan)
+
+
+def macro_f1(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
+    """Macro-averaged F1 over labelled rows (``y_true != -1``), averaging the classes that occur in
+    the truth or the predictions (scikit-learn's ``f1_score(average="macro")``, zero division = 0)."""
+    y_true = np.asarray(y_true).reshape(-1)
+    y_pred = np.asarray(y_pred).reshape(-1)
+    keep = y_true != MISSING
+    if not keep.any():
+        return float("nan")
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(y_true[keep], y_pred[keep], average="macro", zero_division=0))

@@ -278,3 +278,216 @@ def image_dataset(
 def labels_of(manifest: pd.DataFrame, tasks: Sequence[str]) -> dict[str, np.ndarray]:
     """Label arrays of a manifest, ``{task: array}`` (int32 codes, float32 for float columns)."""
     return _label_arrays(manifest, list(tasks))
+
+
+# ------------------------------------------------------------------------ segmentation masks
+#: value of an unlabelled pixel in label maps (every pixel of an image without a mask)
+MASK_MISSING = -1
+
+
+def decode_mask(
+    contents: tf.Tensor,
+    image_size: int | Sequence[int] = (32, 32),
+    resize: str = "pad",
+) -> tf.Tensor:
+    """Decode one binary part mask (PNG/BMP/GIF/JPEG bytes) to a ``float32`` coverage map
+    ``(H, W)`` in [0, 1], resized exactly as :func:`decode_image` resizes its image (``"pad"``:
+    aspect kept, zero = background padding; ``"stretch"``).
+
+    Masks coded 0/255 (any value > 1 counts as 255-scaled, threshold 128) and 0/1 are both
+    understood; colour masks are read as grey. Threshold the coverage at 0.5 for a binary mask.
+    """
+    size = _as_size(image_size)
+    if resize not in {"stretch", "pad"}:
+        raise ValueError(f"resize must be 'stretch' or 'pad', got {resize!r}")
+    mask = tf.io.decode_image(contents, channels=1, expand_animations=False)
+    mask = tf.ensure_shape(mask, [None, None, 1])
+    scale = tf.where(tf.reduce_max(mask) > 1, 255.0, 1.0)
+    binary = tf.cast(tf.cast(mask, tf.float32) >= 0.5 * scale, tf.float32)
+    if resize == "stretch":
+        out = tf.image.resize(binary, size, method="bilinear", antialias=True)
+    else:
+        out = tf.image.resize_with_pad(binary, size[0], size[1], method="bilinear", antialias=True)
+    return tf.clip_by_value(out[..., 0], 0.0, 1.0)
+
+
+def masks_to_labels(coverage: tf.Tensor, threshold: float = 0.5) -> tf.Tensor:
+    """Part coverages ``(..., H, W, P)`` -> ``uint8`` label map ``(..., H, W)``: 0 = background
+    (no part covers ``threshold`` of the pixel), ``k`` = part ``k - 1`` (the most covering one;
+    ties go to the earlier part)."""
+    best = tf.cast(tf.argmax(coverage, axis=-1, output_type=tf.int32) + 1, tf.uint8)
+    covered = tf.reduce_max(coverage, axis=-1) >= threshold
+    return tf.where(covered, best, tf.zeros_like(best))
+
+
+def _describe_mask_error(path: str, size, resize: str) -> str:
+    try:
+        decode_mask(tf.io.read_file(path), size, resize)
+    except Exception as exc:  # noqa: BLE001 - we only want the message
+        message = str(getattr(exc, "message", exc)).strip().splitlines()[0]
+        message = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*$", "", message)
+        return f"{path}: cannot decode mask ({type(exc).__name__}: {message})"
+    return f"{path}: cannot decode mask"
+
+
+def decode_masks(
+    mask_paths: Sequence[Sequence[str] | None],
+    image_size: int | Sequence[int] = (32, 32),
+    resize: str = "pad",
+    threshold: float = 0.5,
+    num_parallel_calls: int = AUTOTUNE,
+) -> np.ndarray:
+    """Decode per-part binary masks into one ``int8`` label-map array ``(N, H, W)``.
+
+    ``mask_paths[i]`` lists the part mask files of image ``i`` (same order for every image) or is
+    ``None`` for an image without masks, whose label map is all :data:`MASK_MISSING` (-1).
+    Labels: 0 = background, ``k`` = part ``k - 1`` (see :func:`masks_to_labels`). Every missing or
+    undecodable file is listed by path in one :class:`DatasetError`.
+    """
+    size = _as_size(image_size)
+    rows = [None if r is None else [str(p) for p in r] for r in mask_paths]
+    out = np.full((len(rows), size[0], size[1]), MASK_MISSING, dtype=np.int8)
+    have = [i for i, r in enumerate(rows) if r is not None]
+    if not have:
+        return out
+    n_parts = {len(rows[i]) for i in have}
+    if len(n_parts) != 1 or 0 in n_parts:
+        raise ValueError(f"every image must list the same number (>= 1) of mask files; got {sorted(n_parts)}")
+    if max(n_parts) > 254:
+        raise ValueError("at most 254 parts fit a uint8 label map")
+    flat = [p for i in have for p in rows[i]]
+    check_files_exist(flat)
+    paths = np.array([rows[i] for i in have], dtype=object).astype(str)
+    seen = np.zeros(len(have), dtype=bool)
+
+    def _load(files, index):
+        coverage = tf.map_fn(
+            lambda f: decode_mask(tf.io.read_file(f), size, resize),
+            files,
+            fn_output_signature=tf.TensorSpec((size[0], size[1]), tf.float32),
+        )
+        return masks_to_labels(tf.transpose(coverage, (1, 2, 0)), threshold), index
+
+    ds = tf.data.Dataset.from_tensor_slices((paths, np.arange(len(have), dtype=np.int64)))
+    ds = ds.map(_load, num_parallel_calls=num_parallel_calls, deterministic=False)
+    ds = ds.ignore_errors().batch(256).prefetch(2)
+    index_of = np.asarray(have)
+    for labels, index in ds.as_numpy_iterator():
+        out[index_of[index]] = labels.astype(np.int8)
+        seen[index] = True
+    if not seen.all():
+        bad = []
+        for j in np.flatnonzero(~seen):
+            bad += [_describe_mask_error(p, size, resize) for p in rows[have[j]]]
+        raise DatasetError(f"{int((~seen).sum())} of {len(have)} image(s) have masks that could not be decoded", problems=bad)
+    return out
+
+
+def load_masks(
+    mask_paths: Sequence[Sequence[str] | None],
+    image_size: int | Sequence[int] = (32, 32),
+    resize: str = "pad",
+    threshold: float = 0.5,
+    cache_dir: str | os.PathLike | None = None,
+) -> np.ndarray:
+    """:func:`decode_masks` with an optional on-disk ``.npy`` cache (keyed like
+    :func:`load_images`: paths, sizes, modification times and settings)."""
+    if cache_dir is None:
+        return decode_masks(mask_paths, image_size, resize, threshold)
+    rows = [None if r is None else [str(p) for p in r] for r in mask_paths]
+    flat = [p for r in rows if r is not None for p in r]
+    check_files_exist(flat)
+    size = _as_size(image_size)
+    layout = "|".join("-" if r is None else str(len(r)) for r in rows)
+    key = _cache_key(flat, size, 0, f"mask-{resize}-{threshold}-{hashlib.sha1(layout.encode()).hexdigest()}")
+    cache_path = Path(cache_dir) / f"masks-{size[0]}x{size[1]}-{key}.npy"
+    if cache_path.is_file():
+        return np.load(cache_path)
+    masks = decode_masks(rows, size, resize, threshold)
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache_path.with_suffix(".tmp.npy")
+    np.save(tmp, masks)
+    os.replace(tmp, cache_path)
+    return masks
+
+
+def one_hot_masks(label_maps: np.ndarray, n_classes: int) -> np.ndarray:
+    """Label maps ``(..., H, W)`` -> ``float32`` one-hot ``(..., H, W, n_classes)``; unlabelled
+    pixels (-1) are all zeros. With background = class 0 this is the "parts + background channel"
+    form, background = 1 - sum(parts)."""
+    label_maps = np.asarray(label_maps)
+    out = np.zeros(label_maps.shape + (n_classes,), dtype=np.float32)
+    valid = label_maps >= 0
+    out[valid, label_maps[valid].astype(np.int64)] = 1.0
+    return out
+
+
+def segmentation_dataset(
+    images: np.ndarray,
+    labels: dict[str, np.ndarray] | None = None,
+    masks: np.ndarray | None = None,
+    batch_size: int = 32,
+    shuffle: bool = False,
+    seed: int = 0,
+    augment: Callable | None = None,
+    mask_output: str = "mask",
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
+    """Batches ``(images, {task: labels, ..., mask_output: label maps})`` for a model with class
+    outputs and a segmentation output.
+
+    Args:
+        images: decoded ``uint8`` images ``(N, H, W, C)`` (e.g. from :func:`load_images`).
+        labels: ``{task: int array (N,)}`` with ``-1`` = missing (``None``: no class targets).
+        masks: ``int8`` label maps ``(N, H, W)`` from :func:`load_masks`, ``-1`` where unlabelled
+            (all of an image without a mask), so a masked segmentation loss gives those rows 0
+            weight (``None``: no mask target).
+        batch_size, shuffle, seed, drop_remainder: batching; ``shuffle`` reshuffles every epoch.
+        augment: a Keras image preprocessing layer (or callable) taking
+            ``{"images": x, "segmentation_masks": m}`` and returning the same keys, applied with
+            ``training=True`` to float batches so image and mask get the same random transform
+            (see :class:`kerasmt.augment.PairedAugmentation`). Label maps travel as ``label + 1``,
+            so pixels moved in from outside the image (filled with 0) become unlabelled (-1).
+    With neither ``labels`` nor ``masks`` the dataset yields images only.
+    """
+    n = len(images)
+    targets: dict[str, np.ndarray] = {}
+    for task, values in (labels or {}).items():
+        values = np.asarray(values)
+        if len(values) != n:
+            raise ValueError(f"labels[{task!r}] has {len(values)} rows but images has {n}")
+        targets[task] = values.astype(np.int32)
+    if masks is not None:
+        masks = np.asarray(masks)
+        if masks.shape != images.shape[:3]:
+            raise ValueError(f"masks have shape {masks.shape}; expected {images.shape[:3]} (one label map per image)")
+        if mask_output in targets:
+            raise ValueError(f"mask_output {mask_output!r} collides with a label name")
+        targets[mask_output] = masks.astype(np.int8)
+    ds = tf.data.Dataset.from_tensor_slices((images, targets) if targets else images)
+    if shuffle:
+        ds = ds.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+
+    def _finish(x, y=None):
+        x = to_float(x)
+        m = None
+        if y is not None and mask_output in y:
+            y = dict(y)
+            m = tf.cast(y[mask_output], tf.int32)
+        if augment is not None:
+            data = {"images": x}
+            if m is not None:
+                data["segmentation_masks"] = tf.cast(m + 1, tf.float32)[..., None]
+            data = augment(data, training=True)
+            x = data["images"]
+            if m is not None:
+                m = tf.cast(tf.round(data["segmentation_masks"][..., 0]), tf.int32) - 1
+        if y is None:
+            return x
+        if m is not None:
+            y[mask_output] = m
+        return x, y
+
+    ds = ds.map(_finish, num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)

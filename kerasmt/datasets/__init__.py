@@ -11,6 +11,10 @@ STUDY_DATASETS: dict[str, str] = {
     "fairface": "kerasmt.datasets.fairface",
     "recommender": "kerasmt.datasets.movielens",
     "movielens": "kerasmt.datasets.movielens",
+    "attribute_mtl": "kerasmt.datasets.person_attributes",
+    "utkface": "kerasmt.datasets.utkface",
+    "beauty": "kerasmt.datasets.folder_classes",
+    "fashion": "kerasmt.datasets.fashion",
 }
 
 
