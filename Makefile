@@ -25,6 +25,8 @@ demo: install
 
 bench: install
 	$(BIN)/python benchmarks/fairface_pipeline.py
+	$(BIN)/python benchmarks/beauty_pipeline.py
+	$(BIN)/python benchmarks/recommender_profiles.py
 
 # Re-execute the demo and copy the executed notebooks into notebooks/ (what is committed).
 notebooks: demo

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TextIO
 
 #: Studies whose notebook is complete; ``kerasmt demo`` runs these (when their notebook exists).
-FINISHED_STUDIES: tuple[str, ...] = ("fairface", "recommender")
+FINISHED_STUDIES: tuple[str, ...] = ("fairface", "recommender", "attribute_mtl", "beauty", "fashion")
 
 #: Parameters ``kerasmt demo`` passes to each study (not in smoke mode), sized so that every
 #: finished study together runs in under 15 minutes on 2 CPU cores. Real-data runs use the
@@ -35,6 +35,18 @@ FINISHED_STUDIES: tuple[str, ...] = ("fairface", "recommender")
 DEMO_PARAMETERS: dict[str, dict[str, Any]] = {
     "fairface": {"MAX_EPOCHS": 8, "N_TRAIN": 4000, "N_VAL": 1000},
     "recommender": {},  # the notebook's synthetic defaults are already demo-sized (~35 s)
+    "attribute_mtl": {"EPOCHS": 8, "BATCH_SIZE": 16, "LEARNING_RATE": 2e-3, "BN_MOMENTUM": 0.9},
+    "beauty": {
+        "IMAGE_SIZE": 75, "N_PER_CLASS": 20, "MAX_EPOCHS": 2, "TL_EPOCHS": 30, "FT_LEARNING_RATE": 5e-5,
+        "SWEEP": ["tl", "ft-1", "ft-3", "ft-6"], "GROUPED_SWEEP": ["tl", "best"],
+        "CACHE_FEATURES": True, "CACHE_BOUNDARY": True, "AUGMENT_COPIES": 1, "FT_HEAD_FROM_TL": True,
+        "SCRATCH_MODELS": ["SimpleNet"], "SCRATCH_EPOCHS": 1, "SCRATCH_IMAGE_SIZE": 32, "SCRATCH_LIMIT": 4,
+        "SCRATCH_BN_MOMENTUM": 0.9,
+    },
+    "fashion": {
+        "IMAGE_SIZE": 128, "ENCODER": "light", "CLASSIFIER_BACKBONE": "light", "WEIGHTS": None, "FEATURES": 32,
+        "N_TEST": 40, "EPOCHS_REFINENET": 20, "EPOCHS_CLASSIFIER": 15, "BATCH_SIZE": 4, "N_TIMING": 3,
+    },
 }
 
 #: Environment variable naming the folder holding ``<study>.ipynb`` (default: ``notebooks/`` of

@@ -1,21 +1,51 @@
-"""Model builders. Every builder's defaults are the configuration of the report it reproduces."""
+"""Model builders. Every builder's defaults are the configuration of the report it reproduces.
+
+FairFace: :func:`dense_net`, :func:`small_cnn`, :func:`own_cnn`, :func:`multitask_cnn`, the VAE.
+Attribute MTL: :func:`simple_resnet_v2` (+ :func:`add_mask_decoder`). Beauty: :func:`finetune_model`,
+:func:`scratch_model`, :func:`simplenet`. Fashion: :func:`refinenet`, :func:`multilabel_classifier`.
+Study-specific helpers stay in their modules (``kerasmt.models.finetune`` etc.).
+"""
 from kerasmt.models.backbones import conv_pool_trunk, dense_trunk
 from kerasmt.models.classifiers import dense_net, multitask_cnn, own_cnn, small_cnn
+from kerasmt.models.finetune import FinetunePreprocess, RandomAffine, finetune_model, scratch_model, unfreeze_blocks
 from kerasmt.models.heads import dense_head, multitask_heads
+from kerasmt.models.multilabel import compile_multilabel, multilabel_classifier
+from kerasmt.models.refinenet import BilinearUpsampling, MeanPixelNormalization, instances_from_semantic, light_resnet, refinenet
+from kerasmt.models.resnet import resnet_v2_features, simple_resnet_v2
+from kerasmt.models.segmentation import add_mask_decoder, compile_joint, mask_decoder
+from kerasmt.models.simplenet import simplenet
 from kerasmt.models.vae import VAE, Sampling, build_decoder, build_encoder, build_vae
 
 __all__ = [
     "VAE",
+    "BilinearUpsampling",
+    "FinetunePreprocess",
+    "MeanPixelNormalization",
+    "RandomAffine",
     "Sampling",
+    "add_mask_decoder",
     "build_decoder",
     "build_encoder",
     "build_vae",
+    "compile_joint",
+    "compile_multilabel",
     "conv_pool_trunk",
     "dense_head",
     "dense_net",
     "dense_trunk",
+    "finetune_model",
+    "instances_from_semantic",
+    "light_resnet",
+    "mask_decoder",
+    "multilabel_classifier",
     "multitask_cnn",
     "multitask_heads",
     "own_cnn",
+    "refinenet",
+    "resnet_v2_features",
+    "scratch_model",
+    "simple_resnet_v2",
+    "simplenet",
     "small_cnn",
+    "unfreeze_blocks",
 ]
