@@ -50,7 +50,7 @@ def test_synthesize_is_deterministic_and_reused(root, tmp_path):
     for rel in ("Train_Data/Train.csv", "Train_Data/Originals/0005.png", "Train_Data/Binary_Maps/0005_torso.png"):
         assert (again / rel).read_bytes() == (root / rel).read_bytes()
     assert pa.synthesize(root, n_train=16, n_test=6, seed=3) == root  # complete folder reused
-    with pytest.raises(DatasetError, match="synthetic dataset made with"):
+    with pytest.raises(DatasetError, match="synthetic person-attribute dataset made with"):
         pa.synthesize(root, n_train=8, n_test=6, seed=3)
 
 

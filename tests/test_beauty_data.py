@@ -168,7 +168,7 @@ def test_synthesize_is_deterministic_and_in_the_raw_layout(tmp_path):
     with Image.open(next(a.rglob("*.jpg"))) as img:
         assert img.size == (32, 32) and img.mode == "RGB"
     assert fc.synthesize(tmp_path / "a", n=10, seed=1, image_size=32, folders=folders) == a  # reused
-    with pytest.raises(DatasetError, match="other parameters"):
+    with pytest.raises(DatasetError, match="synthetic Beauty dataset made with"):
         fc.synthesize(tmp_path / "a", n=11, seed=1, image_size=32, folders=folders)
     assert fc.check(a) == []
     assert fc.class_names(fc.load(a, None)) == ["Oralhygiene_ElectricToothbrush", "Oralhygiene_Toothbrushes",

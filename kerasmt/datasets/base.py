@@ -12,10 +12,18 @@ Readers raise :class:`DatasetError` naming the file, row or column at fault.
 """
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import shutil
+import uuid
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import pandas as pd
+
+#: File a synthetic generator writes last (its parameters as JSON): its presence means "complete".
+COMPLETE_MARKER = ".complete"
 
 
 class DatasetError(ValueError):
@@ -46,3 +54,73 @@ def read_csv_checked(path: str | Path, required: Iterable[str]) -> pd.DataFrame:
             f"found {list(frame.columns)}"
         )
     return frame
+
+
+# ----------------------------------------------------------------------- synthetic dataset folders
+def reuse_synthetic(root: Path, params: Mapping[str, Any], what: str, overwrite: bool, replaces: str = "it") -> bool:
+    """Whether ``root`` already holds the complete synthetic ``what`` made with ``params``.
+
+    Without ``overwrite``, a folder made with other parameters, or a non-empty folder without the
+    :data:`COMPLETE_MARKER`, is refused with a :class:`DatasetError` (``replaces`` says what
+    ``overwrite=True`` would replace). With ``overwrite`` the answer is always False.
+    """
+    marker = root / COMPLETE_MARKER
+    if overwrite:
+        return False
+    if marker.is_file():
+        try:
+            found = json.loads(marker.read_text())
+        except ValueError:
+            found = None
+        if found == json.loads(json.dumps(dict(params))):
+            return True
+        raise DatasetError(f"{root}: holds a synthetic {what} made with {found}, not {dict(params)}; "
+                           f"pass overwrite=True or use another folder")
+    if root.is_dir() and any(root.iterdir()):
+        raise DatasetError(f"{root}: folder is not empty and is not a complete synthetic {what} (no "
+                           f"{COMPLETE_MARKER} marker); pass overwrite=True to replace {replaces}")
+    return False
+
+
+@contextlib.contextmanager
+def synthetic_writer(root: Path, params: Mapping[str, Any], entries: Sequence[str] | None = None) -> Iterator[Path]:
+    """Write a synthetic dataset into a temporary sibling folder, then move it into ``root``.
+
+    Yields the temporary folder. On success the :data:`COMPLETE_MARKER` (``params`` as JSON) is
+    written and the dataset published: a missing or empty ``root`` is replaced by a rename; a
+    non-empty one has only ``entries`` (its top-level names) replaced, or is removed first when
+    ``entries`` is None (the whole folder is the dataset). If another process published the same
+    dataset first, its copy is kept. On any error the temporary folder is removed.
+    """
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        (tmp / COMPLETE_MARKER).write_text(json.dumps(dict(params), sort_keys=True) + "\n")
+        if root.is_dir() and any(root.iterdir()):
+            if entries is not None:  # replace our entries only, keep the user's other files
+                for name in (COMPLETE_MARKER, *entries):
+                    target = root / name
+                    if target.is_dir():
+                        shutil.rmtree(target)
+                    elif target.exists():
+                        target.unlink()
+                for name in (*entries, COMPLETE_MARKER):
+                    os.replace(tmp / name, root / name)
+                tmp.rmdir()
+                return
+            shutil.rmtree(root)
+        if root.is_dir():
+            root.rmdir()
+        try:
+            os.rename(tmp, root)
+        except OSError:
+            marker = root / COMPLETE_MARKER
+            if marker.is_file() and json.loads(marker.read_text()) == json.loads(json.dumps(dict(params))):
+                shutil.rmtree(tmp, ignore_errors=True)  # another process finished the same folder first
+                return
+            raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -20,11 +20,8 @@ grey hair and baldness. Backgrounds, lighting, pose, scale, pixel noise and JPEG
 """
 from __future__ import annotations
 
-import json
 import math
 import os
-import shutil
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from io import BytesIO
 from pathlib import Path
@@ -33,7 +30,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from kerasmt.datasets.base import DatasetError, read_csv_checked
+from kerasmt.datasets.base import COMPLETE_MARKER, DatasetError, read_csv_checked, reuse_synthetic, synthetic_writer  # noqa: F401  (COMPLETE_MARKER re-exported)
 
 #: task -> class names; the list position is the integer code used in manifests.
 LABELS: dict[str, list[str]] = {
@@ -58,7 +55,6 @@ CSV_FILES: dict[str, str] = {"train": "fairface_label_train.csv", "val": "fairfa
 #: columns every label CSV must have (``service_test`` is optional)
 REQUIRED_COLUMNS: tuple[str, ...] = ("file", "age", "gender", "race")
 #: marker written last by :func:`synthesize`; its absence means a half-written folder
-COMPLETE_MARKER = ".complete"
 
 #: label frequencies of the synthetic data (real FairFace: validation age counts, ~53 % male,
 #: race shares of the full dataset)
@@ -557,11 +553,19 @@ def _noise_field(size: int) -> np.ndarray:
     return field
 
 
-def _render(labels: tuple[int, float, int], size: int, seed_seq: Sequence) -> bytes:
-    """JPEG bytes of one synthetic face; deterministic in ``seed_seq``."""
+def render_face(gender: int, age: float, race: int, size: int, seed_seq: Sequence[int]) -> bytes:
+    """JPEG bytes of one synthetic ``size`` x ``size`` RGB face, deterministic in ``seed_seq``.
+
+    ``gender`` 0 = male, 1 = female; ``age`` in years (continuous); ``race`` a FairFace code
+    (position in ``LABELS["race"]``). The look depends on all three (see the module docstring);
+    other face datasets (e.g. :mod:`kerasmt.datasets.utkface`) draw their synthetic images with it.
+    """
     from PIL import Image
 
-    gender, age, race = labels
+    if gender not in (0, 1):
+        raise ValueError(f"gender must be 0 (male) or 1 (female), got {gender}")
+    if race not in _RACE:
+        raise ValueError(f"race must be a FairFace code 0..{len(_RACE) - 1} ({', '.join(LABELS['race'])}), got {race}")
     rng = np.random.default_rng(seed_seq)
     p = _face_params(gender, age, race, rng)
     canvas = _draw_face(p, size, rng)
@@ -596,6 +600,12 @@ def _render(labels: tuple[int, float, int], size: int, seed_seq: Sequence) -> by
     return buf.getvalue()
 
 
+def _render(labels: tuple[int, float, int], size: int, seed_seq: Sequence) -> bytes:
+    """``render_face(*labels, size, seed_seq)`` (the former private name, kept as an alias)."""
+    gender, age, race = labels
+    return render_face(int(gender), float(age), int(race), size, seed_seq)
+
+
 #: fewer images than this are drawn in-process even when ``workers > 1`` (pool start-up costs more)
 _MIN_PARALLEL = 256
 
@@ -603,7 +613,7 @@ _MIN_PARALLEL = 256
 def _render_job(job: tuple[str, int, float, int, int, tuple[int, ...]]) -> None:
     """Render one image to its file (top level, so that process pools can pickle it)."""
     path, gender, age, race, size, seed_seq = job
-    Path(path).write_bytes(_render((gender, age, race), size, seed_seq))
+    Path(path).write_bytes(render_face(gender, age, race, size, seed_seq))
 
 
 def _write_split(root: Path, split: str, n: int, seed: int, image_size: int, workers: int) -> None:
@@ -669,57 +679,13 @@ def synthesize(
     root = Path(root).expanduser().resolve()
     params = {"n_train": int(n_train), "n_val": int(n_val), "seed": int(seed),
               "image_size": int(image_size), "generator": 1}
-    marker = root / COMPLETE_MARKER
-    if marker.is_file() and not overwrite:
-        try:
-            found = json.loads(marker.read_text())
-        except ValueError:
-            found = None
-        if found == params:
-            return root
-        raise DatasetError(
-            f"{root}: holds a synthetic FairFace made with {found}, not {params}; "
-            f"pass overwrite=True or use another folder"
-        )
-    nonempty = root.is_dir() and any(root.iterdir())
-    if nonempty and not overwrite:
-        raise DatasetError(
-            f"{root}: folder is not empty and is not a complete synthetic FairFace (no "
-            f"{COMPLETE_MARKER} marker); pass overwrite=True to replace its CSVs, train/ and val/"
-        )
+    if reuse_synthetic(root, params, "FairFace", overwrite, replaces="its CSVs, train/ and val/"):
+        return root
     if workers is None:
         workers = 1
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with synthetic_writer(root, params, entries=(*CSV_FILES.values(), "train", "val")) as tmp:
         _write_split(tmp, "train", n_train, seed, image_size, workers)
         _write_split(tmp, "val", n_val, seed, image_size, workers)
-        (tmp / COMPLETE_MARKER).write_text(json.dumps(params, sort_keys=True) + "\n")
-        if root.is_dir() and any(root.iterdir()):  # overwrite in place: replace our entries only
-            for name in (COMPLETE_MARKER, *CSV_FILES.values(), "train", "val"):
-                target = root / name
-                if target.is_dir():
-                    shutil.rmtree(target)
-                elif target.exists():
-                    target.unlink()
-            for name in (*CSV_FILES.values(), "train", "val", COMPLETE_MARKER):
-                os.replace(tmp / name, root / name)
-            tmp.rmdir()
-        else:
-            if root.is_dir():
-                root.rmdir()
-            try:
-                os.rename(tmp, root)
-            except OSError:
-                # another process finished the same folder first
-                if marker.is_file() and json.loads(marker.read_text()) == params:
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    return root
-                raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return root
 
 

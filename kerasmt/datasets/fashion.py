@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import uuid
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -41,7 +40,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from kerasmt.datasets.base import DatasetError, read_csv_checked
+from kerasmt.datasets.base import COMPLETE_MARKER, DatasetError, read_csv_checked, reuse_synthetic, synthetic_writer  # noqa: F401  (COMPLETE_MARKER re-exported)
 from kerasmt.rle import RLEError, check_fits, parse_rle, rle_decode, rle_encode, segmentation_to_rle
 
 # ------------------------------------------------------------------------------------ ontology
@@ -111,7 +110,6 @@ FASHIONPEDIA_FILES: dict[str, tuple[str, str]] = {
     "train": ("instances_attributes_train2020.json", "train"),
     "val": ("instances_attributes_val2020.json", "test"),
 }
-COMPLETE_MARKER = ".complete"
 MANIFEST_COLUMNS = ("image_id", "file", "path", "height", "width", "class_id", "attributes", "rle", "area", "source")
 
 DOWNLOAD_HELP = """iMaterialist (Fashion) 2019 at FGVC6 is on Kaggle (accept the competition rules first):
@@ -1088,25 +1086,12 @@ def synthesize(root: str | os.PathLike, n: int = 240, seed: int = 0, overwrite: 
         raise ValueError(f"n must be >= 2, got {n}")
     root = Path(root).expanduser().resolve()
     params = {"n": int(n), "seed": int(seed), "generator": 1}
-    marker = root / COMPLETE_MARKER
-    if marker.is_file() and not overwrite:
-        try:
-            found = json.loads(marker.read_text())
-        except ValueError:
-            found = None
-        if found == params:
-            return root
-        raise DatasetError(f"{root}: holds a synthetic fashion dataset made with {found}, not {params}; "
-                           f"pass overwrite=True or use another folder")
-    if root.is_dir() and any(root.iterdir()) and not overwrite:
-        raise DatasetError(f"{root}: folder is not empty and is not a complete synthetic fashion dataset "
-                           f"(no {COMPLETE_MARKER}); pass overwrite=True to replace it")
+    if reuse_synthetic(root, params, "fashion dataset", overwrite):
+        return root
     rng = np.random.default_rng([int(seed), 7])
     jobs, ids = [], []
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    (tmp / IMAGE_DIR).mkdir(parents=True)
-    try:
+    with synthetic_writer(root, params) as tmp:
+        (tmp / IMAGE_DIR).mkdir()
         for i in range(n):
             landscape = rng.random() < 0.15
             h, w = (int(rng.integers(260, 330)), int(rng.integers(380, 460))) if landscape else \
@@ -1124,13 +1109,6 @@ def synthesize(root: str | os.PathLike, n: int = 240, seed: int = 0, overwrite: 
         frame = pd.DataFrame(records, columns=list(REQUIRED_COLUMNS))
         frame.to_csv(tmp / CSV_FILE, index=False, lineterminator="\n")
         (tmp / LABEL_FILE).write_text(json.dumps(label_descriptions(), indent=1) + "\n")
-        (tmp / COMPLETE_MARKER).write_text(json.dumps(params, sort_keys=True) + "\n")
-        if root.exists():
-            shutil.rmtree(root)
-        os.rename(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return root
 
 

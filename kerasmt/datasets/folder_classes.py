@@ -37,12 +37,10 @@ the best possible 73-class accuracy is well below 1 while the 42 groups are easy
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
 import shutil
-import uuid
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
@@ -53,7 +51,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from kerasmt.datasets.base import DatasetError
+from kerasmt.datasets.base import COMPLETE_MARKER, DatasetError, reuse_synthetic, synthetic_writer  # noqa: F401  (COMPLETE_MARKER re-exported)
 
 #: the 73 class folders of the Beauty dataset (report section 2.1; "Eyesmakeup" and the OCR'd
 #: "Eyelinera ndeyepencils" spelled as in the report's directory listings)
@@ -142,7 +140,6 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", "
 #: the manifest of a written split (relative to the split root)
 SPLIT_CSV = "split.csv"
 #: marker written last by :func:`synthesize`
-COMPLETE_MARKER = ".complete"
 FOLDER_PATTERN = re.compile(r"^boxes_(?P<name>.+)_(?P<id>\d+)$")
 
 #: the report's regrouping (chapter 5, groups G1-G16 as printed; its 'Body_Handtreatment' is the
@@ -866,23 +863,9 @@ def synthesize(
     root = Path(root).expanduser().resolve()
     params = {"n": int(n), "seed": int(seed), "image_size": int(image_size), "folders": list(folders),
               "generator": _SYNTH_VERSION}
-    marker = root / COMPLETE_MARKER
-    if marker.is_file() and not overwrite:
-        try:
-            found = json.loads(marker.read_text())
-        except ValueError:
-            found = None
-        if found == params:
-            return root
-        raise DatasetError(f"{root}: holds a synthetic Beauty dataset made with other parameters "
-                           f"({found}); pass overwrite=True or use another folder")
-    if root.is_dir() and any(root.iterdir()) and not overwrite:
-        raise DatasetError(f"{root}: folder is not empty and is not a complete synthetic Beauty dataset "
-                           f"(no {COMPLETE_MARKER}); pass overwrite=True to replace it")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    if reuse_synthetic(root, params, "Beauty dataset", overwrite):
+        return root
+    with synthetic_writer(root, params) as tmp:
         jobs = []
         for f_index, folder in enumerate(REPORT_FOLDERS):
             if folder not in folders:
@@ -898,13 +881,6 @@ def synthesize(
 
         with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:
             list(pool.map(work, jobs, chunksize=32))
-        (tmp / COMPLETE_MARKER).write_text(json.dumps(params, sort_keys=True) + "\n")
-        if root.exists():
-            shutil.rmtree(root)
-        os.rename(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return root
 
 

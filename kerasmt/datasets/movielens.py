@@ -36,11 +36,9 @@ global popularity.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import tempfile
-import uuid
 import warnings
 import zipfile
 from pathlib import Path
@@ -49,7 +47,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 
-from kerasmt.datasets.base import DatasetError
+from kerasmt.datasets.base import COMPLETE_MARKER, DatasetError, reuse_synthetic, synthetic_writer  # noqa: F401  (COMPLETE_MARKER re-exported)
 
 MOVIES_FILE = "movies.csv"
 RATINGS_FILE = "ratings.csv"
@@ -67,7 +65,6 @@ GENRES: tuple[str, ...] = (
 )
 RATING_MIN, RATING_MAX = 0.5, 5.0
 #: marker written last by :func:`synthesize`; its absence means a half-written folder
-COMPLETE_MARKER = ".complete"
 
 _BASE_URL = "https://files.grouplens.org/datasets/movielens/"
 #: releases :func:`fetch` knows. ``md5`` is the checksum GroupLens publishes in ``<zip>.md5``
@@ -748,48 +745,13 @@ def synthesize(
     n_users, n_movies = default_sizes(n, n_users, n_movies)
     params = {"n": int(n), "seed": int(seed), "n_users": int(n_users), "n_movies": int(n_movies),
               "n_segments": int(n_segments), "generator": 1}
-    marker = root / COMPLETE_MARKER
-    if marker.is_file() and not overwrite:
-        try:
-            found = json.loads(marker.read_text())
-        except ValueError:
-            found = None
-        if found == params:
-            return root
-        raise DatasetError(f"{root}: holds a synthetic MovieLens made with {found}, not {params}; "
-                           f"pass overwrite=True or use another folder")
-    if root.is_dir() and any(root.iterdir()) and not overwrite:
-        raise DatasetError(f"{root}: folder is not empty and is not a complete synthetic MovieLens "
-                           f"(no {COMPLETE_MARKER} marker); pass overwrite=True to replace its CSVs")
+    if reuse_synthetic(root, params, "MovieLens", overwrite, replaces="its CSVs"):
+        return root
     ratings, movies = synthesize_frames(n=n, n_users=n_users, n_movies=n_movies,
                                         n_segments=n_segments, seed=seed)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with synthetic_writer(root, params, entries=(MOVIES_FILE, RATINGS_FILE)) as tmp:
         movies.to_csv(tmp / MOVIES_FILE, index=False)
         ratings.to_csv(tmp / RATINGS_FILE, index=False, float_format="%.1f")
-        (tmp / COMPLETE_MARKER).write_text(json.dumps(params, sort_keys=True) + "\n")
-        if root.is_dir() and any(root.iterdir()):
-            for name in (COMPLETE_MARKER, MOVIES_FILE, RATINGS_FILE):
-                if (root / name).exists():
-                    (root / name).unlink()
-            for name in (MOVIES_FILE, RATINGS_FILE, COMPLETE_MARKER):
-                os.replace(tmp / name, root / name)
-            tmp.rmdir()
-        else:
-            if root.is_dir():
-                root.rmdir()
-            try:
-                os.rename(tmp, root)
-            except OSError:
-                if marker.is_file() and json.loads(marker.read_text()) == params:
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    return root
-                raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return root
 
 

@@ -30,10 +30,7 @@ rate in the training set (the report's test set has no missing labels; neither h
 """
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import uuid
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -42,7 +39,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from kerasmt.datasets.base import DatasetError, read_csv_checked
+from kerasmt.datasets.base import COMPLETE_MARKER, DatasetError, read_csv_checked, reuse_synthetic, synthetic_writer  # noqa: F401  (COMPLETE_MARKER re-exported)
 
 #: the traits, in the report's order
 TASKS: tuple[str, ...] = ("gender", "torso_type", "torso_colour", "leg_type", "leg_colour", "luggage")
@@ -85,7 +82,6 @@ MASKS_DIR = "Binary_Maps"
 #: the report's input size (height, width): images and masks are letterboxed to it
 IMAGE_SIZE: tuple[int, int] = (100, 60)
 #: marker written last by :func:`synthesize`
-COMPLETE_MARKER = ".complete"
 #: version of the synthetic generator (part of the cache folder name and the marker)
 GENERATOR_VERSION = 2
 
@@ -717,51 +713,13 @@ def synthesize(
         raise ValueError(f"n_train and n_test must be >= 0, got {n_train}, {n_test}")
     root = Path(root).expanduser().resolve()
     params = {"n_train": int(n_train), "n_test": int(n_test), "seed": int(seed), "generator": GENERATOR_VERSION}
-    marker = root / COMPLETE_MARKER
-    if marker.is_file() and not overwrite:
-        try:
-            found = json.loads(marker.read_text())
-        except ValueError:
-            found = None
-        if found == params:
-            return root
-        raise DatasetError(f"{root}: holds a synthetic dataset made with {found}, not {params}; "
-                           f"pass overwrite=True or use another folder")
-    if root.is_dir() and any(root.iterdir()) and not overwrite:
-        raise DatasetError(f"{root}: folder is not empty and is not a complete synthetic dataset (no "
-                           f"{COMPLETE_MARKER}); pass overwrite=True to replace Train_Data/ and Test_Data/")
+    if reuse_synthetic(root, params, "person-attribute dataset", overwrite,
+                       replaces="Train_Data/ and Test_Data/"):
+        return root
     workers = min(4, os.cpu_count() or 1) if workers is None else int(workers)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with synthetic_writer(root, params, entries=[folder for folder, _ in SPLITS.values()]) as tmp:
         _write_split(tmp, "train", n_train, seed, workers)
         _write_split(tmp, "test", n_test, seed, workers)
-        (tmp / COMPLETE_MARKER).write_text(json.dumps(params, sort_keys=True) + "\n")
-        entries = [folder for folder, _ in SPLITS.values()] + [COMPLETE_MARKER]
-        if root.is_dir() and any(root.iterdir()):
-            for name in entries:
-                target = root / name
-                if target.is_dir():
-                    shutil.rmtree(target)
-                elif target.exists():
-                    target.unlink()
-            for name in entries:
-                os.replace(tmp / name, root / name)
-            tmp.rmdir()
-        else:
-            if root.is_dir():
-                root.rmdir()
-            try:
-                os.rename(tmp, root)
-            except OSError:
-                if marker.is_file() and json.loads(marker.read_text()) == params:
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    return root
-                raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return root
 
 
