@@ -429,6 +429,22 @@ def write_split(
     return load(out, split=None)
 
 
+def _class_images(folder: Path, problems: list[str]) -> list[Path]:
+    """The image files of one class folder (sorted, hidden entries skipped); anything else, and an
+    empty class, is appended to ``problems``."""
+    images = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if not entry.is_file() or not _is_image(entry.name):
+            problems.append(f"{entry}: not an image file (extensions {sorted(IMAGE_EXTENSIONS)})")
+            continue
+        images.append(entry)
+    if not images:
+        problems.append(f"{folder}: class folder holds no image")
+    return images
+
+
 def check(root: str | os.PathLike, decode: bool = True) -> list[str]:
     """Every problem found in a dataset folder (raw or split root); an empty list means valid.
 
@@ -453,21 +469,13 @@ def check(root: str | os.PathLike, decode: bool = True) -> list[str]:
             classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
             present[split] = {c.name for c in classes}
             for cls in classes:
-                images = []
-                for entry in sorted(cls.iterdir()):
-                    if entry.name.startswith("."):
-                        continue
-                    if not entry.is_file() or not _is_image(entry.name):
-                        problems.append(f"{entry}: not an image file (extensions {sorted(IMAGE_EXTENSIONS)})")
-                        continue
-                    images.append(entry)
+                images = _class_images(cls, problems)
+                for entry in images:
                     key = (cls.name, entry.name)
                     if key in seen:
                         problems.append(f"{entry}: the same file is also in {seen[key]} (a file in two splits)")
                     else:
                         seen[key] = f"{split}/{cls.name}"
-                if not images:
-                    problems.append(f"{cls}: class folder holds no image")
                 files += [str(p) for p in images]
         every = set().union(*present.values()) if present else set()
         for split, names in present.items():
@@ -480,16 +488,7 @@ def check(root: str | os.PathLike, decode: bool = True) -> list[str]:
                                f"{'/'.join(SPLITS)} folders)"]
         per_class: dict[str, int] = {}
         for folder in folders:
-            images = []
-            for entry in sorted(folder.iterdir()):
-                if entry.name.startswith("."):
-                    continue
-                if not entry.is_file() or not _is_image(entry.name):
-                    problems.append(f"{entry}: not an image file (extensions {sorted(IMAGE_EXTENSIONS)})")
-                    continue
-                images.append(entry)
-            if not images:
-                problems.append(f"{folder}: class folder holds no image")
+            images = _class_images(folder, problems)
             name = class_name(folder.name)
             per_class[name] = per_class.get(name, 0) + len(images)
             files += [str(p) for p in images]
