@@ -145,6 +145,19 @@ def _cache_key(paths: Sequence[str], size, channels: int, resize: str) -> str:
     return digest.hexdigest()[:20]
 
 
+def _npy_cached(cache_path: Path, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """``np.load(cache_path)`` if it exists, else ``compute()`` saved there atomically (a per-process
+    temporary file renamed into place, so concurrent writers never leave a torn file)."""
+    if cache_path.is_file():
+        return np.load(cache_path)
+    array = compute()
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache_path.with_name(f".{cache_path.stem}.{os.getpid()}.tmp.npy")
+    np.save(tmp, array)
+    os.replace(tmp, cache_path)
+    return array
+
+
 def load_images(
     paths: Sequence[str],
     image_size: int | Sequence[int] = (32, 32),
@@ -163,14 +176,7 @@ def load_images(
     check_files_exist(paths)
     size = _as_size(image_size)
     cache_path = Path(cache_dir) / f"images-{size[0]}x{size[1]}x{channels}-{_cache_key(paths, size, channels, resize)}.npy"
-    if cache_path.is_file():
-        return np.load(cache_path)
-    images = decode_images(paths, size, channels, resize)
-    cache_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_path.with_suffix(".tmp.npy")
-    np.save(tmp, images)
-    os.replace(tmp, cache_path)
-    return images
+    return _npy_cached(cache_path, lambda: decode_images(paths, size, channels, resize))
 
 
 def _label_arrays(manifest: pd.DataFrame, labels: str | Sequence[str] | None):
@@ -401,14 +407,7 @@ def load_masks(
     layout = "|".join("-" if r is None else str(len(r)) for r in rows)
     key = _cache_key(flat, size, 0, f"mask-{resize}-{threshold}-{hashlib.sha1(layout.encode()).hexdigest()}")
     cache_path = Path(cache_dir) / f"masks-{size[0]}x{size[1]}-{key}.npy"
-    if cache_path.is_file():
-        return np.load(cache_path)
-    masks = decode_masks(rows, size, resize, threshold)
-    cache_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_path.with_suffix(".tmp.npy")
-    np.save(tmp, masks)
-    os.replace(tmp, cache_path)
-    return masks
+    return _npy_cached(cache_path, lambda: decode_masks(rows, size, resize, threshold))
 
 
 def one_hot_masks(label_maps: np.ndarray, n_classes: int) -> np.ndarray:
