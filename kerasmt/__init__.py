@@ -21,6 +21,8 @@ __version__ = "0.1.0"
 _SUBMODULES = {
     "augment",
     "datasets",
+    "distribute",
+    "distributed_tuning",
     "losses",
     "losses_segmentation",
     "metrics",

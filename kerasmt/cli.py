@@ -3,6 +3,8 @@
     kerasmt run STUDY [--data DIR] [--smoke] [--out DIR] [-p NAME=VALUE ...] [--timeout S]
     kerasmt data synth|check|fetch STUDY DIR
     kerasmt demo [--out DIR] [--studies a,b] [--smoke]
+    kerasmt tune STUDY --role chief|worker --oracle HOST:PORT [--tuner-id ID] [--trials N] [--out DIR]
+    kerasmt tune STUDY --local-workers N [--worker-gpus 0,1] [--trials N] [--out DIR]
     kerasmt list
 
 Importing this module does not import TensorFlow (only the notebook kernels do).
@@ -10,6 +12,7 @@ Importing this module does not import TensorFlow (only the notebook kernels do).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
@@ -30,6 +33,25 @@ notebooks are looked up in $KERASMT_NOTEBOOKS, else in the notebooks/ folder of 
 examples:
   kerasmt run fairface --smoke
   kerasmt run fairface --data ~/data/fairface -p EPOCHS=30 -p BACKBONE=resnet
+  kerasmt run fairface -p STRATEGY=mirrored          # every GPU of this machine
+  # several machines: on each, TF_CONFIG lists them all and gives this machine's task index
+  TF_CONFIG='{"cluster": {"worker": ["h1:12345", "h2:12345"]}, "task": {"type": "worker", "index": 0}}' kerasmt run fairface -p STRATEGY=multi_worker
+"""
+
+EPILOG_TUNE = """\
+keras-tuner's distributed mode: the chief (tuner id containing "chief") serves the oracle at
+--oracle and records the trials under OUT/tuning/<project>; each worker (unique tuner id) asks
+it for trials and trains them. Start the chief first, then the workers (they wait for it).
+
+STUDY: utkface (the report's Model A search) or package.module:function (a search function
+taking a kerasmt.distributed_tuning.TuneRequest).
+
+examples:
+  # one machine, 4 GPUs: a chief and 4 workers, one GPU each
+  kerasmt tune utkface --data ~/data/UTKFace --local-workers 4 --worker-gpus 0,1,2,3 --out runs/utk
+  # several machines (OUT on each; the chief's OUT holds the trial records)
+  kerasmt tune utkface --data ~/data/UTKFace --role chief --oracle 10.0.0.1:8000 --out runs/utk
+  kerasmt tune utkface --data ~/data/UTKFace --role worker --oracle 10.0.0.1:8000 --tuner-id worker-a --out runs/utk
 """
 
 
@@ -109,6 +131,39 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--timeout", type=float, metavar="SECONDS", help="per-cell execution timeout")
     demo.add_argument("-q", "--quiet", action="store_true", help="no per-cell progress lines")
 
+    tune = sub.add_parser(
+        "tune",
+        help="distributed keras-tuner search: chief oracle and workers",
+        description="Run a study's keras-tuner search in keras-tuner's distributed mode, as the chief "
+        "or a worker (--role), or as a chief plus N workers on this machine (--local-workers).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG_TUNE,
+    )
+    tune.add_argument("study", metavar="STUDY", help="utkface, or package.module:function")
+    mode = tune.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--role", choices=("chief", "worker"), help="run this process as the chief or a worker")
+    mode.add_argument("--local-workers", type=int, metavar="N",
+                      help="start a chief and N workers on 127.0.0.1 and wait for them")
+    tune.add_argument("--oracle", metavar="HOST:PORT",
+                      help="the chief's address (required with --role; default with --local-workers: "
+                      "127.0.0.1 and a free port)")
+    tune.add_argument("--tuner-id", metavar="ID",
+                      help="this process's tuner id (chief: must contain 'chief', default 'chief'; "
+                      "worker: unique, default worker-HOST-PID)")
+    tune.add_argument("--trials", type=int, metavar="N", help="number of trials (default: the study's)")
+    tune.add_argument("--algorithm", metavar="NAME", help="search algorithm (utkface: configs, grid, random, bayesian)")
+    tune.add_argument("--epochs", type=int, metavar="N", help="epoch cap per trial (default: the study's)")
+    tune.add_argument("--data", metavar="DIR", help="dataset folder (default: synthetic data)")
+    tune.add_argument("--smoke", action="store_true", help="tiny sizes (as in CI)")
+    tune.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    tune.add_argument("--out", metavar="DIR", help="output folder (default: runs/STUDY)")
+    tune.add_argument("--worker-gpus", metavar="IDS",
+                      help="with --local-workers: comma-separated GPU ids, one per worker round-robin "
+                      "(CUDA_VISIBLE_DEVICES)")
+    tune.add_argument("--timeout", type=float, metavar="SECONDS",
+                      help="with --local-workers: stop everything after this many seconds")
+    tune.add_argument("-v", "--verbose", type=int, default=0, metavar="N", help="Keras verbosity of the trials")
+
     sub.add_parser("list", help="list the study notebooks",
                    description="List the study notebooks found and which are finished.")
     return parser
@@ -177,6 +232,42 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from kerasmt import distributed_tuning as dt
+    from kerasmt.utils import resolve_out_dir
+
+    study_label = args.study.split(":")[-1]
+    out = resolve_out_dir(args.out, study_label)
+    if args.local_workers is not None:
+        gpus = [g.strip() for g in args.worker_gpus.split(",") if g.strip()] if args.worker_gpus else None
+        result = dt.launch_local(
+            args.study, args.local_workers, out, trials=args.trials, data_dir=args.data, smoke=args.smoke,
+            seed=args.seed, algorithm=args.algorithm, epochs=args.epochs, oracle=args.oracle, worker_gpus=gpus,
+            timeout=args.timeout, progress=sys.stderr,
+        )
+        trials = result.trials
+        print(f"{len(trials)} trials recorded in {result.project_dir} ({result.seconds:.0f} s)")
+        if len(trials):
+            print(trials.to_string(index=False))
+        return 0
+    if args.worker_gpus or args.timeout:
+        raise dt.TuneError("--worker-gpus and --timeout go with --local-workers, not with --role")
+    if not args.oracle:
+        raise dt.TuneError("--role needs --oracle HOST:PORT (the chief's address)")
+    tuner = dt.run_role(
+        args.study, args.role, args.oracle, out, tuner_id=args.tuner_id, trials=args.trials, data_dir=args.data,
+        smoke=args.smoke, seed=args.seed, algorithm=args.algorithm, epochs=args.epochs, verbose=args.verbose,
+    )
+    if args.role == "chief":
+        table = dt.trials_table(tuner)
+        print(f"{len(table)} trials recorded in {tuner.project_dir}")
+        if len(table):
+            print(table.to_string())
+    else:
+        print(f"worker {os.environ.get(dt.ENV_TUNER_ID)} finished: the oracle has no trials left")
+    return 0
+
+
 def _cmd_list() -> int:
     from kerasmt import runner
 
@@ -213,6 +304,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_demo(args)
         if args.command == "list":
             return _cmd_list()
+        if args.command == "tune":
+            from kerasmt.distributed_tuning import TuneError
+
+            try:
+                return _cmd_tune(args)
+            except TuneError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            except RuntimeError as exc:  # a local chief or worker failed or timed out
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
     except RunnerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

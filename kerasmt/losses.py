@@ -22,10 +22,34 @@ def _flat_labels(y_true):
 
 
 def masked_mean(values, weights):
-    """``sum(values * weights) / sum(weights)``, and 0 when every weight is 0."""
+    """``sum(values * weights) / sum(weights)``, and 0 when every weight is 0.
+
+    Inside a replica of a ``tf.distribute`` strategy the denominator is the weight of the *global*
+    batch (:func:`kerasmt.distribute.global_masked_mean`): Keras sums the replicas' gradients of an
+    already reduced loss, so this keeps the result equal to the one-device masked mean.
+    """
     weights = ops.cast(weights, values.dtype)
+    if keras.backend.backend() == "tensorflow":
+        from kerasmt.distribute import global_masked_mean
+
+        return global_masked_mean(values, weights)
     total = ops.sum(weights)
     return ops.divide_no_nan(ops.sum(values * weights), total)
+
+
+def replica_share(value):
+    """``value / replicas in sync`` inside a replica of a ``tf.distribute`` strategy, else ``value``:
+    the share of an already reduced loss term whose replica gradients Keras will sum."""
+    if keras.backend.backend() != "tensorflow":
+        return value
+    import tensorflow as tf
+
+    if not tf.distribute.has_strategy() or tf.distribute.in_cross_replica_context():
+        return value
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return value
+    return value / context.num_replicas_in_sync
 
 
 @keras.saving.register_keras_serializable(package="kerasmt")
@@ -207,7 +231,7 @@ class MaskedSegmentationLoss(keras.losses.Loss):
             dice = _soft_dice(labels, valid, probs, self.smooth)
             # no labelled pixel: Dice is already 0 with smooth > 0; guard smooth == 0 as well
             dice = ops.where(ops.sum(valid) > 0, dice, ops.zeros_like(dice))
-            loss = loss + self.dice_weight * dice
+            loss = loss + self.dice_weight * replica_share(dice)
         return loss
 
     def get_config(self) -> dict:
@@ -250,7 +274,7 @@ class DiceLoss(keras.losses.Loss):
     def call(self, y_true, y_pred):
         labels, valid, probs, _ = _segmentation_terms(y_true, y_pred, self.from_logits, self.ignore_label)
         dice = _soft_dice(labels, valid, probs, self.smooth)
-        return ops.where(ops.sum(valid) > 0, dice, ops.zeros_like(dice))
+        return replica_share(ops.where(ops.sum(valid) > 0, dice, ops.zeros_like(dice)))
 
     def get_config(self) -> dict:
         config = super().get_config()

@@ -20,6 +20,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from kerasmt.losses import masked_mean, replica_share
+
 
 @keras.saving.register_keras_serializable(package="kerasmt")
 class PixelCrossentropyDice(keras.losses.Loss):
@@ -69,7 +71,7 @@ class PixelCrossentropyDice(keras.losses.Loss):
             weights = valid
             if self.class_weights is not None:
                 weights = weights * ops.take(ops.convert_to_tensor(self.class_weights, "float32"), labels)
-            total = total + self.ce_weight * ops.divide_no_nan(ops.sum(ce * weights), ops.sum(weights))
+            total = total + self.ce_weight * masked_mean(ce, weights)
         if self.dice_weight:
             scores = ops.cast(ops.reshape(y_pred, (-1, n_classes)), "float32")
             probs = ops.softmax(scores, axis=-1) if self.from_logits else scores
@@ -80,7 +82,7 @@ class PixelCrossentropyDice(keras.losses.Loss):
             inter = ops.sum(p * y, axis=0)
             dice = (2.0 * inter + self.smooth) / (ops.sum(p, axis=0) + ops.sum(y, axis=0) + self.smooth)
             dice_loss = 1.0 - ops.mean(dice)
-            total = total + self.dice_weight * ops.where(ops.sum(valid) > 0, dice_loss, ops.zeros_like(dice_loss))
+            total = total + self.dice_weight * replica_share(ops.where(ops.sum(valid) > 0, dice_loss, ops.zeros_like(dice_loss)))
         return total
 
     def get_config(self) -> dict:

@@ -10,6 +10,13 @@
 
 It returns a :class:`FitResult` whose ``history`` is the full per-epoch log (including epochs run
 before an interruption), read back from the CSV.
+
+With ``strategy=`` (a ``tf.distribute`` strategy or its name, see :mod:`kerasmt.distribute`) the
+model must have been built and compiled in the strategy's scope (``distribute.build_in_scope``,
+``compile_classifier(..., strategy=)``); the datasets' batch size is the global batch, split across
+the replicas; in a multi-worker job only the chief writes under ``run_dir`` while the other
+workers write the same files under ``run_dir/workertemp_<task>`` (removed when the fit completes,
+kept for resuming when it is interrupted).
 """
 from __future__ import annotations
 
@@ -25,6 +32,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from kerasmt import distribute
 from kerasmt.losses import MaskedSparseCategoricalCrossentropy
 from kerasmt.metrics import MaskedSparseCategoricalAccuracy
 
@@ -36,12 +44,14 @@ def compile_classifier(
     from_logits: bool = False,
     class_weights: Mapping[str, Sequence[float]] | Sequence[float] | None = None,
     loss_weights: Mapping[str, float] | None = None,
+    strategy: str | tf.distribute.Strategy | None = None,
 ) -> keras.Model:
     """Compile a single- or multi-output classifier with masked sparse CE and masked accuracy.
 
     Labels are integers with ``-1`` for missing. For a multi-output model (outputs named after
     tasks) each output gets its own loss and ``accuracy`` metric, so the history has
     ``<task>_loss`` and ``<task>_accuracy``. The report's setting: Adam, learning rate 1e-3.
+    ``strategy``: compile in that strategy's scope (the model must have been built in it too).
     """
     if isinstance(optimizer, str):
         optimizer = keras.optimizers.get({"class_name": optimizer, "config": {"learning_rate": learning_rate}})
@@ -62,7 +72,12 @@ def compile_classifier(
             for n in names
         }
         metrics = {n: [MaskedSparseCategoricalAccuracy(name="accuracy")] for n in names}
-    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights)
+    if strategy is None:
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights)
+        return model
+    distribute.check_built_in_scope(model, strategy)
+    with distribute.strategy_scope(strategy):
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights)
     return model
 
 
@@ -121,6 +136,7 @@ def fit(
     backup: bool = True,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int | str = 2,
+    strategy: str | tf.distribute.Strategy | None = None,
     **fit_kwargs: Any,
 ) -> FitResult:
     """``model.fit`` with a best-model ``.keras`` checkpoint, CSV log and resumable backups.
@@ -137,15 +153,28 @@ def fit(
         checkpoint: write ``models/<name>.keras`` on every improvement of ``monitor``.
         backup: keep ``BackupAndRestore`` state so an interrupted call resumes.
         callbacks: extra callbacks.
+        strategy: ``tf.distribute`` strategy (or name) the model was built in; ``None``: as
+            without distribution. Batch sizes are global; in-memory datasets are sharded by
+            element; in a multi-worker job non-chief workers write to ``run_dir/workertemp_*``.
+
+    The returned ``checkpoint`` and ``log`` are the chief's paths under ``run_dir`` (on a non-chief
+    worker the history is read from its own copy of the log, which is identical).
     """
     run_dir = Path(run_dir)
     name = name or model.name
     if validation is None and monitor.startswith("val_"):
         monitor = monitor[4:]
     mode = _mode(monitor, mode)
-    log = run_dir / "logs" / f"{name}.csv"
+    write_dir = run_dir
+    if strategy is not None and distribute.is_distributed(strategy):
+        distribute.check_built_in_scope(model, strategy)
+        train = distribute.shard_by_data(train) if isinstance(train, tf.data.Dataset) else train
+        if isinstance(validation, tf.data.Dataset):
+            validation = distribute.shard_by_data(validation)
+        write_dir = distribute.worker_dir(run_dir, strategy)
+    log = write_dir / "logs" / f"{name}.csv"
     log.parent.mkdir(parents=True, exist_ok=True)
-    backup_dir = run_dir / "backup" / name
+    backup_dir = write_dir / "backup" / name
     resuming = backup and backup_dir.exists() and log.is_file()
     if not resuming and log.exists():
         log.unlink()  # a fresh fit starts a fresh log
@@ -156,7 +185,7 @@ def fit(
     cbs.append(keras.callbacks.CSVLogger(str(log), append=True))
     ckpt_path = None
     if checkpoint or restore_best or early_stopping:
-        ckpt_path = run_dir / "models" / f"{name}.keras"
+        ckpt_path = write_dir / "models" / f"{name}.keras"
         ckpt_path.parent.mkdir(parents=True, exist_ok=True)
         ckpt = keras.callbacks.ModelCheckpoint(str(ckpt_path), monitor=monitor, mode=mode, save_best_only=True)
         if resuming:
@@ -176,7 +205,12 @@ def fit(
         backup_dir.parent.rmdir()
     if (restore_best or early_stopping) and ckpt_path is not None and ckpt_path.exists():
         model.load_weights(str(ckpt_path))
-    return FitResult(model=model, history=read_history(log), checkpoint=ckpt_path, log=log)
+    history = read_history(log)
+    if write_dir != run_dir:  # a non-chief worker: its copies are not needed once the fit completed
+        shutil.rmtree(write_dir, ignore_errors=True)
+        log = run_dir / "logs" / f"{name}.csv"
+        ckpt_path = None if ckpt_path is None else run_dir / "models" / f"{name}.keras"
+    return FitResult(model=model, history=history, checkpoint=ckpt_path, log=log)
 
 
 def predict_classes(model: keras.Model, dataset: Any, tasks: Sequence[str] | None = None) -> dict[str, np.ndarray]:

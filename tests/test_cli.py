@@ -398,3 +398,18 @@ def test_list_marks_finished(monkeypatch, capsys):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
     assert "toy" in out and "finished" in out and "broken" in out
+
+
+def test_tune_help_and_strategy_examples(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["tune", "--help"])
+    help_text = capsys.readouterr().out
+    for text in ("--role", "--local-workers", "--oracle", "--tuner-id", "--worker-gpus", "chief", "utkface"):
+        assert text in help_text
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    assert "STRATEGY=mirrored" in capsys.readouterr().out
+    code = ("import sys, kerasmt.cli, kerasmt.distributed_tuning; "
+            "bad = [m for m in ('tensorflow', 'keras', 'keras_tuner') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -42,7 +42,9 @@ MAX_EPOCHS = None      # cap on the report's epochs; None: the report's 10/50/50
 EARLY_STOPPING = None  # patience in epochs; None: the report's fixed-epoch protocol
 N_TRAIN = 6000         # synthetic dataset size (ignored with DATA_DIR)
 N_VAL = 1200
-CACHE_DIR = None       # keep the decoded 32x32 arrays here between runs (.npy files)""",
+CACHE_DIR = None       # keep the decoded 32x32 arrays here between runs (.npy files)
+STRATEGY = "default"   # tf.distribute: "default" (one device), "mirrored" (all GPUs of this machine),
+                       # "multi_worker" (several machines, TF_CONFIG), "one_device"; BATCH_SIZE is the global batch""",
         metadata={"tags": ["parameters"]},
     ),
     new_code_cell(
@@ -50,10 +52,11 @@ CACHE_DIR = None       # keep the decoded 32x32 arrays here between runs (.npy f
 import pandas as pd
 
 import kerasmt
-from kerasmt import plots
+from kerasmt import distribute, plots
 from kerasmt.datasets import fairface as ff
 from kerasmt.studies import fairface as study
 
+strategy = distribute.get_strategy(STRATEGY)  # first: multi-worker collectives are set up before any TF op
 SMOKE = SMOKE or kerasmt.env_smoke()
 LIMIT = None
 if SMOKE:  # a few hundred images, one epoch: checks that every cell runs
@@ -61,7 +64,7 @@ if SMOKE:  # a few hundred images, one epoch: checks that every cell runs
 OUT = kerasmt.resolve_out_dir(OUT_DIR, "fairface")
 kerasmt.set_seed(SEED)
 kerasmt.utils.quiet_tensorflow()
-print(f"data: {DATA_DIR or 'synthetic'} | smoke: {SMOKE} | outputs: {OUT}")"""
+print(f"data: {DATA_DIR or 'synthetic'} | smoke: {SMOKE} | outputs: {OUT} | {distribute.describe(strategy)}")"""
     ),
     new_markdown_cell(
         """## Task 0: load the images
@@ -102,7 +105,7 @@ batch 32. The report trained gender for 10 epochs and age for 50."""
         """results = {}
 results["dense_gender"] = study.train_classifier(
     "dense", "gender", data, study.epochs_for("dense", "gender", MAX_EPOCHS), OUT,
-    BATCH_SIZE, LEARNING_RATE, SEED, EARLY_STOPPING)
+    BATCH_SIZE, LEARNING_RATE, SEED, EARLY_STOPPING, strategy=strategy)
 results["dense_gender"].model.summary()"""
     ),
     new_code_cell("""plots.plot_history(results["dense_gender"].history, title="Task 1, gender");"""),
@@ -110,7 +113,7 @@ results["dense_gender"].model.summary()"""
     new_code_cell(
         """results["dense_age"] = study.train_classifier(
     "dense", "age", data, study.epochs_for("dense", "age", MAX_EPOCHS), OUT,
-    BATCH_SIZE, LEARNING_RATE, SEED, EARLY_STOPPING)
+    BATCH_SIZE, LEARNING_RATE, SEED, EARLY_STOPPING, strategy=strategy)
 plots.plot_history(results["dense_age"].history, title="Task 1, age");"""
     ),
     new_code_cell("""study.plot_confusions(results["dense_age"]);"""),
@@ -124,7 +127,7 @@ report (which overfit badly: its best epoch was better than its last). Both are 
         """for task in ("gender", "age"):
     results[f"small_cnn_{task}"] = study.train_classifier(
         "small_cnn", task, data, study.epochs_for("small_cnn", task, MAX_EPOCHS), OUT,
-        BATCH_SIZE, LEARNING_RATE, SEED, EARLY_STOPPING)
+        BATCH_SIZE, LEARNING_RATE, SEED, EARLY_STOPPING, strategy=strategy)
 results["small_cnn_gender"].model.summary()"""
     ),
     new_code_cell("""plots.plot_history(results["small_cnn_gender"].history, title="Task 2, gender");"""),
@@ -141,7 +144,7 @@ Dropout .5 → Dense 128 → Dropout .5 → softmax, 10 epochs."""
         """for task in ("gender", "age"):
     results[f"own_cnn_{task}"] = study.train_classifier(
         "own_cnn", task, data, study.epochs_for("own_cnn", task, MAX_EPOCHS), OUT,
-        BATCH_SIZE, LEARNING_RATE, SEED, EARLY_STOPPING)
+        BATCH_SIZE, LEARNING_RATE, SEED, EARLY_STOPPING, strategy=strategy)
 results["own_cnn_gender"].model.summary()"""
     ),
     new_code_cell("""plots.plot_history(results["own_cnn_gender"].history, title="Task 3, gender");"""),
@@ -158,7 +161,7 @@ only gender and age; we train all three."""
     new_code_cell(
         """results["multitask"] = study.train_classifier(
     "multitask", list(ff.TASKS), data, study.epochs_for("multitask", max_epochs=MAX_EPOCHS), OUT,
-    BATCH_SIZE, LEARNING_RATE, SEED, EARLY_STOPPING)
+    BATCH_SIZE, LEARNING_RATE, SEED, EARLY_STOPPING, strategy=strategy)
 results["multitask"].model.summary()"""
     ),
     new_code_cell(
@@ -180,7 +183,8 @@ Loss = per-image summed squared error + β·KL with the report's effective β = 
 σ = exp(0.5·log σ²) (the report used exp(log σ²), i.e. σ², by mistake)."""
     ),
     new_code_cell(
-        """vae = study.train_vae(data, study.epochs_for("vae", max_epochs=MAX_EPOCHS), OUT, BATCH_SIZE, LEARNING_RATE, seed=SEED)
+        """vae = study.train_vae(data, study.epochs_for("vae", max_epochs=MAX_EPOCHS), OUT, BATCH_SIZE, LEARNING_RATE, seed=SEED,
+                      strategy=strategy)
 vae.model.summary()"""
     ),
     new_code_cell(

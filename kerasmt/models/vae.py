@@ -33,6 +33,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from kerasmt.losses import replica_share
+
 __all__ = [
     "Sampling",
     "VAE",
@@ -231,7 +233,8 @@ class VAE(keras.Model):
         x = _images(data)
         with tf.GradientTape() as tape:
             losses = self._vae_losses(x, training=True)
-            loss = losses["loss"]
+            # Keras sums the replicas' gradients: each replica contributes its share of the mean
+            loss = replica_share(losses["loss"])
             if self.optimizer is not None and hasattr(self.optimizer, "scale_loss"):
                 scaled = self.optimizer.scale_loss(loss)
             else:

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from kerasmt import pipeline
 from kerasmt.datasets import fairface as ff
+from kerasmt.distribute import build_in_scope
 from kerasmt.metrics import accuracy_from_confusion, confusion, majority_accuracy
 from kerasmt.models import classifiers
 from kerasmt.models.vae import build_vae
@@ -191,25 +192,33 @@ def train_classifier(
     seed: int = 0,
     early_stopping: int | None = None,
     verbose: int = 0,
+    strategy: str | tf.distribute.Strategy | None = None,
 ) -> ClassifierResult:
     """Build, train and evaluate one of the report's networks on the validation split.
 
     ``network`` is ``"dense"``, ``"small_cnn"``, ``"own_cnn"`` (one task) or ``"multitask"``
     (a list of tasks). The report's protocol is a fixed number of epochs and the final weights;
     ``early_stopping`` (patience) switches to early stopping with the best weights restored.
-    Accuracy is computed from the confusion matrix as trace / sum.
+    Accuracy is computed from the confusion matrix as trace / sum. ``strategy``: a
+    ``tf.distribute`` strategy or its name (:func:`kerasmt.distribute.get_strategy`); the model is
+    built in its scope and ``batch_size`` is the global batch, split across its replicas.
     """
     task_list = [tasks] if isinstance(tasks, str) else list(tasks)
     set_seed(seed)
     if network == "multitask":
-        model = classifiers.multitask_cnn({t: ff.N_CLASSES[t] for t in task_list}, name="multitask_" + "_".join(task_list))
         labels: str | list[str] = task_list
+
+        def build() -> keras.Model:
+            return classifiers.multitask_cnn({t: ff.N_CLASSES[t] for t in task_list},
+                                             name="multitask_" + "_".join(task_list))
     else:
         if len(task_list) != 1:
             raise ValueError(f"network {network!r} is single-task; got tasks {task_list}")
-        model = BUILDERS[network](ff.N_CLASSES[task_list[0]], task=task_list[0], name=f"{network}_{task_list[0]}")
         labels = task_list[0]
-    compile_classifier(model, learning_rate=learning_rate)
+
+        def build() -> keras.Model:
+            return BUILDERS[network](ff.N_CLASSES[task_list[0]], task=task_list[0], name=f"{network}_{task_list[0]}")
+    model = build_in_scope(lambda: compile_classifier(build(), learning_rate=learning_rate), strategy)
     train_ds = data.dataset("train", labels, batch_size=batch_size, seed=seed)
     val_ds = data.dataset("val", labels, batch_size=256)
     start = time.perf_counter()
@@ -223,6 +232,7 @@ def train_classifier(
         early_stopping=early_stopping,
         restore_best=bool(early_stopping),
         verbose=verbose,
+        strategy=strategy,
     )
     seconds = time.perf_counter() - start
     predictions = predict_classes(model, val_ds, task_list if len(task_list) > 1 else None)
@@ -272,15 +282,21 @@ def train_vae(
     beta: float = 0.1,
     seed: int = 0,
     verbose: int = 0,
+    strategy: str | tf.distribute.Strategy | None = None,
 ) -> VAEResult:
-    """Train the report's VAE (task 5) with the corrected sampling and per-image loss."""
+    """Train the report's VAE (task 5) with the corrected sampling and per-image loss
+    (``strategy``: as in :func:`train_classifier`)."""
     set_seed(seed)
-    vae = build_vae(latent_dim=latent_dim, beta=beta, seed=seed)
-    vae.compile(optimizer=keras.optimizers.Adam(learning_rate))
+
+    def build() -> keras.Model:
+        vae = build_vae(latent_dim=latent_dim, beta=beta, seed=seed)
+        vae.compile(optimizer=keras.optimizers.Adam(learning_rate))
+        return vae
+    vae = build_in_scope(build, strategy)
     train_ds = data.dataset("train", None, batch_size=batch_size, seed=seed)
     val_ds = data.dataset("val", None, batch_size=256)
     start = time.perf_counter()
-    result = fit(vae, train_ds, val_ds, epochs=epochs, run_dir=out_dir, name="vae", verbose=verbose)
+    result = fit(vae, train_ds, val_ds, epochs=epochs, run_dir=out_dir, name="vae", verbose=verbose, strategy=strategy)
     seconds = time.perf_counter() - start
     z_mean, _ = vae.encode(data.x_val.astype("float32") / 255.0)
     return VAEResult(vae, result.history, z_mean, seconds, result.checkpoint)
