@@ -2,11 +2,13 @@
 collective ops are configured once per process).
 
     python tests/_distribute_job.py --strategy default|mirrored|multi_worker --run-dir D --result R.json
-        [--cpus N] [--workers H:P,H:P --index I] [--epochs E] [--interrupt-after K]
+        [--cpus N] [--workers H:P,H:P --index I] [--epochs E] [--interrupt-after K] [--model mt|joint]
 
 Trains the FairFace multi-task CNN (gender, age with 30 % missing labels, race) on a seeded toy
 set with a global batch of 32 and writes R.json: the per-epoch history, the strategy's replicas,
-whether this process is the chief, the epochs run after a resume and a few checks.
+whether this process is the chief, the epochs run after a resume and a few checks. ``--model
+joint``: the attribute study's ResNet v2 with its mask decoder (masked CE + Dice on part masks that
+only half of the images have, class-weighted masked CE on a task) instead.
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ def main() -> int:
     parser.add_argument("--index", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--interrupt-after", type=int)
+    parser.add_argument("--model", choices=("mt", "joint"), default="mt")
     args = parser.parse_args()
     start = time.perf_counter()
 
@@ -79,10 +82,25 @@ def main() -> int:
         checks["global_masked_mean"] = float(np.sum(values.numpy() * weights.numpy()) / weights.numpy().sum())
 
     x, y = toy()
+    if args.model == "joint":  # 32x24 person-like crops with 9-class part masks on half of them
+        x = np.repeat(x[:, :, 4:28], 3, axis=-1)
+        rng = np.random.default_rng(1)
+        mask = (x[..., 0] * 9).astype("int32").clip(0, 8)
+        mask[rng.random(len(x)) < 0.5] = -1  # images without a mask: every pixel unlabelled
+        y = {"gender": y["gender"], "age": y["age"], "mask": mask}
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
 
     def fresh():
         kerasmt.set_seed(0)
+        if args.model == "joint":
+            from kerasmt.models.resnet import simple_resnet_v2
+            from kerasmt.models.segmentation import add_mask_decoder, compile_joint
+
+            def joint():
+                base = simple_resnet_v2({"gender": 2, "age": 9}, input_shape=(32, 24, 3), blocks_per_stage=1,
+                                        pool_size=2, name="mt")
+                return compile_joint(add_mask_decoder(base, n_classes=9), class_weights={"age": [1.0 + i / 8 for i in range(9)]})
+            return distribute.build_in_scope(joint, strategy)
         return distribute.build_in_scope(
             lambda: compile_classifier(classifiers.multitask_cnn({"gender": 2, "age": 9, "race": 7}, name="mt"),
                                        strategy=strategy), strategy)
@@ -109,7 +127,7 @@ def main() -> int:
         "epochs_run": resumed_epochs,
         "checkpoint": str(result.checkpoint),
         "log": str(result.log),
-        "prediction_rows": {k: int(v.shape[0]) for k, v in predictions.items()},
+        "prediction_rows": {k: int(v.shape[0]) for k, v in predictions.items() if k != "mask"},
         "gender_pred": predictions["gender"].astype(int).tolist(),
         "checks": checks,
         "seconds": time.perf_counter() - start,

@@ -55,7 +55,8 @@ MASK_LOSS_WEIGHT = 1.0   # weight of the mask loss beside the six equally weight
 MERGE_SKIN = False       # fold skin_arms, skin_face and skin_legs into one mask class
 N_TRAIN = 520            # synthetic dataset size (ignored with DATA_DIR), as the real set
 N_TEST = 196
-CACHE_DIR = None         # keep decoded images and masks here between runs (.npy files)""",
+CACHE_DIR = None         # keep decoded images and masks here between runs (.npy files)
+STRATEGY = "default"     # tf.distribute: "mirrored" (all GPUs here), "multi_worker" (TF_CONFIG); BATCH_SIZE is global""",
         metadata={"tags": ["parameters"]},
     ),
     new_code_cell(
@@ -66,7 +67,7 @@ import numpy as np
 import pandas as pd
 
 import kerasmt
-from kerasmt import plots
+from kerasmt import distribute, plots
 from kerasmt.augment import PairedAugmentation, report_augmentation
 from kerasmt.datasets import person_attributes as pa
 from kerasmt.studies import attribute_mtl as study
@@ -76,10 +77,12 @@ LIMIT = None
 if SMOKE:  # a few dozen images, one epoch: checks that every cell runs
     EPOCHS, LIMIT, N_TRAIN, N_TEST = 1, 40, 60, 24
 OUT = kerasmt.resolve_out_dir(OUT_DIR, "attribute_mtl")
+strategy = distribute.get_strategy(STRATEGY)
 kerasmt.set_seed(SEED)
 plt.rcParams.update({"figure.dpi": 72, "savefig.dpi": 72})
 START = time.perf_counter()
-print(f"data: {DATA_DIR or 'synthetic'} | smoke: {SMOKE} | epochs: {EPOCHS} | outputs: {OUT}")"""
+print(f"data: {DATA_DIR or 'synthetic'} | smoke: {SMOKE} | epochs: {EPOCHS} | outputs: {OUT}")
+print(distribute.describe(strategy))"""
     ),
     new_markdown_cell(
         """## Data characteristics
@@ -173,7 +176,7 @@ study.class_weight_table(WEIGHTS).round(2) if WEIGHTS else "no class weights\"""
     new_markdown_cell("""## 1. The report's network: six heads"""),
     new_code_cell(
         """settings = dict(batch_size=BATCH_SIZE, learning_rate=LEARNING_RATE, seed=SEED, weights=WEIGHTS,
-                augment=AUGMENT, bn_momentum=BN_MOMENTUM, lr_schedule=LR_SCHEDULE)
+                augment=AUGMENT, bn_momentum=BN_MOMENTUM, lr_schedule=LR_SCHEDULE, strategy=strategy)
 results = {}
 results["mtl"] = study.train("mtl", data, EPOCHS, OUT, **settings)
 print(f"trained {len(results['mtl'].history)} epochs in {results['mtl'].seconds:.0f} s")"""

@@ -33,6 +33,7 @@ import tensorflow as tf
 from kerasmt import pipeline
 from kerasmt.augment import PairedAugmentation, augment_pair, report_augmentation
 from kerasmt.datasets import person_attributes as pa
+from kerasmt.distribute import build_in_scope
 from kerasmt.metrics import accuracy_from_confusion, confusion, macro_f1, majority_accuracy, mask_iou
 from kerasmt.models.resnet import simple_resnet_v2
 from kerasmt.models.segmentation import MASK_OUTPUT, add_mask_decoder, compile_joint
@@ -516,6 +517,7 @@ def train(
     lr_schedule: str = "constant",
     early_stopping: int | None = None,
     verbose: int = 0,
+    strategy: str | tf.distribute.Strategy | None = None,
 ) -> AttributeResult:
     """Build, train and evaluate ``"mtl"`` or ``"mtl_seg"``.
 
@@ -526,19 +528,24 @@ def train(
     ``epochs`` and the final weights, unless ``early_stopping`` (patience on the validation loss,
     best weights restored). ``lr_schedule="cosine"`` warms the learning rate up from a tenth over the
     first epoch and decays it to zero by the last (for short CPU runs); ``"constant"`` keeps it.
-    The trained model is saved as ``<out_dir>/models/<kind>.keras``.
+    The trained model is saved as ``<out_dir>/models/<kind>.keras``. ``strategy``: a
+    ``tf.distribute`` strategy or its name (:mod:`kerasmt.distribute`); ``batch_size`` is global.
     """
     set_seed(seed)
-    model = build_model(kind, len(data.mask_classes), bn_momentum=bn_momentum)
-    compile_joint(model, learning_rate_schedule(learning_rate, lr_schedule, len(data.train), batch_size, epochs),
-                  class_weights=weights, mask_loss_weight=mask_loss_weight, dice_weight=dice_weight)
+    model = build_in_scope(
+        lambda: compile_joint(
+            build_model(kind, len(data.mask_classes), bn_momentum=bn_momentum),
+            learning_rate_schedule(learning_rate, lr_schedule, len(data.train), batch_size, epochs),
+            class_weights=weights, mask_loss_weight=mask_loss_weight, dice_weight=dice_weight),
+        strategy)
     with_masks = kind == "mtl_seg"
     aug = report_augmentation(seed) if augment else None
     train_ds = data.dataset("train", batch_size, masks=with_masks, augment=aug, seed=seed)
     val_ds = data.dataset("val", 64, masks=with_masks) if len(data.val) else None
     start = time.perf_counter()
     fitted = fit(model, train_ds, val_ds, epochs=epochs, run_dir=out_dir, name=kind, checkpoint=bool(early_stopping),
-                 early_stopping=early_stopping, restore_best=bool(early_stopping), verbose=verbose)
+                 early_stopping=early_stopping, restore_best=bool(early_stopping), verbose=verbose,
+                 strategy=strategy)
     seconds = time.perf_counter() - start
     path = Path(out_dir) / "models" / f"{kind}.keras"
     path.parent.mkdir(parents=True, exist_ok=True)
