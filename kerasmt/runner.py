@@ -45,7 +45,10 @@ DEMO_PARAMETERS: dict[str, dict[str, Any]] = {
     },
     "fashion": {
         "IMAGE_SIZE": 128, "ENCODER": "light", "CLASSIFIER_BACKBONE": "light", "WEIGHTS": None, "FEATURES": 32,
-        "N_TEST": 40, "EPOCHS_REFINENET": 20, "EPOCHS_CLASSIFIER": 15, "BATCH_SIZE": 4, "N_TIMING": 3,
+        "N_TEST": 40, "EPOCHS_REFINENET": 20, "EPOCHS_CLASSIFIER": 8, "BATCH_SIZE": 4, "N_TIMING": 3,
+        "MRCNN_BACKBONE": "light", "MRCNN_INIT": "refinenet", "EPOCHS_MRCNN_HEADS": 1, "EPOCHS_MRCNN_ALL": 12,
+        "MRCNN_OPTIMIZER": "adam", "LR_MRCNN_HEADS": 0.002, "LR_MRCNN_ALL": 0.002, "LR_MRCNN_ALL_END": 0.0001,
+        "BATCH_SIZE_MRCNN": 4, "MRCNN_VALIDATE": False,
     },
 }
 

@@ -25,7 +25,7 @@ def test_run_fashion_smoke_writes_every_output(tmp_path):
     for name in ("fashion.ipynb", "fashion.html", "metrics.json"):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
-    for model in ("multilabel", "refinenet"):
+    for model in ("multilabel", "refinenet", "mask_rcnn"):
         entry = metrics["models"][model]
         assert set(entry) >= {"emr", "oa", "jss", "map50", "f1", "seconds_per_image", "tto"}
         for key in ("emr", "oa", "jss"):
@@ -33,12 +33,14 @@ def test_run_fashion_smoke_writes_every_output(tmp_path):
         assert entry["seconds_per_image"] > 0
     assert metrics["models"]["multilabel"]["tto"] is None  # no masks, no segmentation score
     assert metrics["models"]["refinenet"]["tto"] is not None
+    assert metrics["models"]["mask_rcnn"]["tto"] is not None and 0.0 <= metrics["models"]["mask_rcnn"]["map50"] <= 1.0
+    assert metrics["timing"]["mask_rcnn"]["size"] == 128  # smoke: TIMING_SIZE 128
     assert metrics["worked_examples"]["table_10_rows_ok"]["Base2"] is False
     assert metrics["worked_examples"]["table_2"]["oa"] == pytest.approx(0.8)
     assert metrics["report"]["Full4"]["tto"] == pytest.approx(1.853, abs=1e-3)
-    assert "refinenet.map50" in metrics["summary"]
+    assert "refinenet.map50" in metrics["summary"] and "mask_rcnn.map50" in metrics["summary"]
     models = sorted(p.name for p in (out / "models").glob("*.keras"))
-    assert models == ["multilabel_light.keras", "refinenet_light.keras"]
+    assert models == ["mask_rcnn_light.keras", "multilabel_light.keras", "refinenet_light.keras"]
 
 
 @pytest.mark.skipif("fashion" not in STUDY_DATASETS, reason="kerasmt.datasets.STUDY_DATASETS has no 'fashion' yet")

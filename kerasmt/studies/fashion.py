@@ -577,6 +577,180 @@ def evaluate_semantic_model(data: FashionData, probabilities: np.ndarray) -> dic
                                                                   "min_score": MIN_SCORE}, **s)
 
 
+# ------------------------------------------------------------------------------------ Mask R-CNN
+#: the report's anchor sides at 512 px (section 4.3); scaled with the image size for other sizes
+REPORT_ANCHOR_SCALES: tuple[int, ...] = (16, 32, 64, 128, 256)
+#: the report's inference setting (section 4.4.1): at most 10 detections per image
+REPORT_MAX_DETECTIONS = 10
+#: sizes of a CPU-sized Mask R-CNN (the light backbone, no COCO weights): narrower FPN, RPN and
+#: heads, fewer proposals and RoIs, 14x14 masks from 7x7 RoIAlign (the mask head is most of a
+#: training step), BN trained, ground-truth boxes among the sampled RoIs
+CPU_MASKRCNN: dict[str, Any] = dict(
+    top_down_pyramid_size=64, rpn_channels=64, pre_nms_limit=1000, post_nms_rois_training=256,
+    post_nms_rois_inference=100, train_rois_per_image=48, fpn_classif_fc_layers_size=128, mask_head_channels=32,
+    mask_pool_size=7, mask_shape=(14, 14), max_gt_instances=32, train_bn=True, add_gt_to_proposals=True)
+
+
+def maskrcnn_config(data: FashionData, backbone: str = "resnet101", batch_size: int = 2,
+                    **overrides: Any):
+    """The report's Mask R-CNN configuration (Appendix B) for ``data``: background + its classes,
+    its image size, anchors 16..256 scaled by ``size / 512``, at most 10 detections (report
+    4.4.1). ``backbone="light"`` adds :data:`CPU_MASKRCNN`; ``overrides`` win."""
+    from kerasmt.models.maskrcnn import MaskRCNNConfig
+
+    values: dict[str, Any] = dict(
+        num_classes=data.n_classes + 1, backbone=backbone, image_size=data.size, images_per_gpu=batch_size,
+        rpn_anchor_scales=tuple(s * data.size / fd.IMAGE_SIZE for s in REPORT_ANCHOR_SCALES),
+        detection_max_instances=REPORT_MAX_DETECTIONS)
+    if backbone == "light":
+        values.update(CPU_MASKRCNN)
+    values.update(overrides)
+    return MaskRCNNConfig(**values)
+
+
+def init_name_map(name: str) -> str:
+    """Layer names of an ``init_weights`` file -> this Mask R-CNN's: Matterport's ResNet names ->
+    keras.applications names, and the light encoder of a RefineNet checkpoint (``encoder_*``) ->
+    the light backbone (``backbone_*``)."""
+    from kerasmt.models.maskrcnn.weights import matterport_to_keras_resnet
+
+    if name.startswith("encoder_"):
+        return "backbone_" + name[len("encoder_"):]
+    return matterport_to_keras_resnet(name)
+
+
+def _maskrcnn_dataset(data: FashionData, split: Split, config, batch_size: int, augment: bool, seed: int,
+                      shuffle: bool = True) -> tf.data.Dataset:
+    """Mask R-CNN batches of a split: from memory (instances decoded once) or, when the split was
+    not decoded into memory (large real data), decoded from disk on the fly."""
+    from kerasmt.models import maskrcnn as mr
+
+    if split.x is not None:
+        masks, labels = split.masks, split.labels
+        if not masks:  # training splits keep only semantic maps: decode the instances once
+            dec = fd.decode_examples(split.images, data.reduced, data.size, keep_instances=True)
+            split.masks, split.labels = masks, labels = dec.masks, dec.labels
+        return mr.make_dataset(split.x, masks, labels, config, batch_size, augment=augment, shuffle=shuffle, seed=seed)
+    rows = split.images
+    by_image = {k: v for k, v in data.reduced.groupby("image_id", sort=False)}
+
+    def load(i: int):
+        row = rows.iloc[i]
+        ex = fd.load_example(row, by_image[row["image_id"]], data.size)
+        return ex.image, ex.masks, ex.labels
+
+    return mr.make_dataset_from(load, len(rows), config, batch_size, augment=augment, shuffle=shuffle, seed=seed)
+
+
+def evaluate_instance_model(data: FashionData, predictions: Sequence[mi.Instances]) -> dict:
+    """Scores of predicted instances on the test split (keyword arguments of :class:`ModelResult`):
+    mAP@50 / F1 (ours and COCO's) and multi-label EMR/OA/JSS from the detected classes."""
+    truths = data.test.instances()
+    ev = mi.evaluate_instances(predictions, truths)
+    coco = mi.coco_map50(predictions, truths, data.n_classes)
+    z = mi.labels_to_multi_hot([p.labels for p in predictions], data.n_classes)
+    s = mi.multilabel_scores(data.test.multi_hot, z)
+    return dict(kind="instance", data=_data_name(data), map50=ev["map50"], f1=ev["f1"], coco_map50=coco["map50"],
+                y_true=data.test.multi_hot, y_pred=z, instances=list(predictions),
+                extra={"instance": ev, "coco": coco}, **s)
+
+
+def train_maskrcnn(
+    data: FashionData,
+    out_dir: str | Path,
+    backbone: str = "resnet101",
+    weights: str | None = "imagenet",
+    epochs_heads: int = 10,
+    epochs_all: int = 20,
+    lr_heads: float = 5e-4,
+    lr_all: float = 1e-4,
+    lr_all_end: float = 1e-5,
+    optimizer: str = "sgd",
+    batch_size: int = 2,
+    init_weights: str | Path | None = None,
+    validate: bool = True,
+    seed: int = 0,
+    verbose: int = 0,
+    **config_overrides: Any,
+) -> ModelResult:
+    """Train Mask R-CNN the report's way and score it on the test split like RefineNet.
+
+    Two stages (report 4.3): the heads (FPN, RPN, box/class and mask heads; backbone frozen) for
+    ``epochs_heads`` at ``lr_heads`` without augmentation, then all layers for ``epochs_all`` with
+    the report's augmentation, the learning rate decaying from ``lr_all`` to ``lr_all_end``. SGD
+    (momentum 0.9, clip 5.0, weight decay 1e-4) or ``optimizer="adam"``. ``weights``: backbone
+    weights ("imagenet", None, a file); ``init_weights``: a file loaded by layer name afterwards
+    (e.g. Matterport's ``mask_rcnn_coco.h5``, class-specific layers excluded, as the report did).
+    Configuration: :func:`maskrcnn_config` with ``config_overrides``. The inference model is saved
+    as ``out_dir/models/mask_rcnn_<backbone>.keras``.
+    """
+    from kerasmt.models import maskrcnn as mr
+
+    set_seed(seed)
+    config = maskrcnn_config(data, backbone, batch_size, **config_overrides)
+    model = mr.build_maskrcnn(config, backbone_weights=weights)
+    load_report = None
+    if init_weights is not None:
+        from kerasmt.models.maskrcnn.weights import CLASS_SPECIFIC, load_weights_by_name
+
+        load_report = load_weights_by_name(model, init_weights, exclude=CLASS_SPECIFIC, name_map=init_name_map)
+        if not load_report["loaded"]:
+            raise ValueError(f"init_weights={init_weights}: no layer of the model found by name in the file")
+    if len(data.train) < batch_size:
+        raise ValueError(f"batch_size={batch_size} is larger than the {len(data.train)} training images")
+
+    def dataset(augment: bool) -> tf.data.Dataset:
+        return _maskrcnn_dataset(data, data.train, config, batch_size, augment, seed)
+
+    val = None
+    if validate and len(data.val) >= batch_size:
+        val = _maskrcnn_dataset(data, data.val, config, batch_size, False, seed, shuffle=False)
+    stages = [mr.Stage("heads", epochs_heads, lr_heads, None, augment=False),
+              mr.Stage("all", epochs_all, lr_all, lr_all_end, augment=True)]
+    start = time.perf_counter()
+    history = mr.train_stages(model, dataset, stages, val_dataset=val, optimizer=optimizer, verbose=verbose)
+    seconds = time.perf_counter() - start
+    preds = mr.predict_instances(model, data.test.x, batch_size=max(1, batch_size))
+    res = evaluate_instance_model(data, preds)
+    path = Path(out_dir) / "models" / f"mask_rcnn_{backbone}.keras"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.inference_model.save(path)
+    res["extra"].update(config=config, stages=stages, load_report=load_report, optimizer=optimizer)
+    return ModelResult(name=f"Mask R-CNN {backbone} (ours)", model=model, history=history, checkpoint=path,
+                       train_seconds=seconds, **res)
+
+
+def maskrcnn_config_table(config) -> pd.DataFrame:
+    """A configuration beside the report's Appendix B (upper-case names; ``same`` marks equal values)."""
+    from kerasmt.models.maskrcnn import appendix_b_check
+
+    return appendix_b_check(config)
+
+
+def maskrcnn_timing_model(model, size: int, max_instances: int = REPORT_MAX_DETECTIONS) -> keras.Model:
+    """The trained Mask R-CNN's inference model rebuilt for ``size`` px inputs (anchors at the
+    trained pixel sizes) with at most ``max_instances`` detections, weights copied."""
+    from kerasmt.models import maskrcnn as mr
+
+    config = model.config.replace(image_size=int(size), detection_max_instances=int(max_instances))
+    other = mr.build_maskrcnn(config)
+    other.inference_model.set_weights(model.inference_model.get_weights())
+    return other.inference_model
+
+
+def time_report_maskrcnn(images: np.ndarray, n_classes: int = 11, backbone: str = "resnet101") -> dict:
+    """CPU time per image of the report's Mask R-CNN (Appendix B, ResNet-101-FPN, at most 10
+    detections) at the images' size, with random weights (timing hardly depends on them)."""
+    from kerasmt.models import maskrcnn as mr
+
+    config = mr.MaskRCNNConfig(num_classes=n_classes + 1, backbone=backbone, image_size=int(images.shape[1]),
+                               detection_max_instances=REPORT_MAX_DETECTIONS)
+    model = mr.build_maskrcnn(config).inference_model
+    out = time_inference(mr.predictor(model), images)
+    out["params"] = int(model.count_params())
+    return out
+
+
 # ---------------------------------------------------------------------------------------- timing
 def time_inference(predict: Callable[[np.ndarray], Any], images: np.ndarray, warmup: int = 1) -> dict:
     """Seconds per image of ``predict(image)`` over ``images`` (one call each, after ``warmup``
@@ -847,5 +1021,73 @@ def plot_predictions(result: ModelResult, data: FashionData, indices: Sequence[i
         for ax in axes[:, col]:
             ax.axis("off")
     _legend(axes[0][-1], data.class_names, [p - 1 for p in present if p > 0])
+    fig.tight_layout()
+    return fig
+
+
+def instances_map(instances: mi.Instances, shape: tuple[int, int]) -> np.ndarray:
+    """Instances drawn as a label map (0 = background, label + 1), lowest score first so that the
+    most confident instance is on top."""
+    out = np.zeros(shape, np.uint8)
+    scores = instances.scores if instances.scores is not None else np.ones(len(instances))
+    for k in np.argsort(scores, kind="stable"):
+        out[instances.masks[k]] = int(instances.labels[k]) + 1
+    return out
+
+
+def plot_instance_predictions(result: ModelResult, data: FashionData, indices: Sequence[int]):
+    """Test images with the true instances (middle) and the predicted ones (bottom): masks in the
+    class colours, boxes around each predicted mask with class name and score."""
+    import matplotlib.patches as mpatches
+    import matplotlib.pyplot as plt
+
+    indices = list(indices)
+    fig, axes = plt.subplots(3, len(indices), figsize=(1.7 * len(indices) + 1.2, 5.6), squeeze=False)
+    present = []
+    names = data.class_names
+    for col, i in enumerate(indices):
+        pred = result.instances[i]
+        truth = mi.Instances(data.test.masks[i], data.test.labels[i])
+        axes[0][col].imshow(data.test.x[i])
+        axes[1][col].imshow(overlay(data.test.x[i], instances_map(truth, (data.size, data.size))))
+        axes[2][col].imshow(overlay(data.test.x[i], instances_map(pred, (data.size, data.size))))
+        for m, label, score in zip(pred.masks, pred.labels, pred.scores):
+            ys, xs = np.nonzero(m)
+            color = COLORS[int(label) + 1] / 255.0
+            axes[2][col].add_patch(mpatches.Rectangle((xs.min() - 0.5, ys.min() - 0.5), xs.max() - xs.min() + 1,
+                                                      ys.max() - ys.min() + 1, fill=False, lw=0.8, ec=color))
+            axes[2][col].text(xs.min(), ys.min() - 1, f"{names[int(label)]} {score:.2f}", fontsize=4.5, color="white",
+                              bbox=dict(facecolor=color, alpha=0.8, pad=0.3, lw=0))
+        axes[1][col].set_title(f"truth: {len(truth)} instances", fontsize=7)
+        axes[2][col].set_title(f"predicted: {len(pred)}", fontsize=7)
+        present += list(truth.labels) + list(pred.labels)
+        for ax in axes[:, col]:
+            ax.axis("off")
+    _legend(axes[0][-1], names, [int(p) for p in present])
+    fig.tight_layout()
+    return fig
+
+
+def plot_maskrcnn_history(history: pd.DataFrame):
+    """The five losses and their sum per epoch over the two stages (report Appendix D), the stage
+    boundary dashed; validation losses dotted when there are any."""
+    import matplotlib.pyplot as plt
+
+    from kerasmt.models.maskrcnn import LOSS_NAMES
+
+    names = ["loss", *LOSS_NAMES]
+    fig, axes = plt.subplots(1, len(names), figsize=(2.1 * len(names), 2.3))
+    boundaries = history.groupby("stage")["epoch"].max().sort_values().to_numpy()[:-1]
+    for ax, name in zip(axes, names):
+        ax.plot(history["epoch"], history[name], marker=".", label="train")
+        if f"val_{name}" in history:
+            ax.plot(history["epoch"], history[f"val_{name}"], ls=":", marker=".", label="val")
+        for b in boundaries:
+            ax.axvline(b + 0.5, color="gray", ls="--", lw=0.8)
+        ax.set_title(name.replace("_loss", "") if name != "loss" else "total", fontsize=8)
+        ax.set_xlabel("epoch", fontsize=7)
+        ax.tick_params(labelsize=6)
+    axes[0].legend(fontsize=6)
+    fig.suptitle("Mask R-CNN losses: stage 1 heads | stage 2 all layers", fontsize=9)
     fig.tight_layout()
     return fig
