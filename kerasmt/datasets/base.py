@@ -38,6 +38,38 @@ class DatasetError(ValueError):
         super().__init__(message)
 
 
+def read_csv_for_check(csv: Path, columns: Sequence[str], problems: list[str]) -> pd.DataFrame | None:
+    """For ``check`` functions: read ``csv``, appending to ``problems`` (instead of raising) when
+    it is missing or unreadable (then None is returned) or lacks some of ``columns``."""
+    if not csv.is_file():
+        problems.append(f"{csv}: label file not found (expected columns {list(columns)})")
+        return None
+    try:
+        frame = pd.read_csv(csv)
+    except Exception as exc:
+        problems.append(f"{csv}: cannot be read as CSV ({exc})")
+        return None
+    absent = [c for c in columns if c not in frame.columns]
+    if absent:
+        problems.append(
+            f"{csv}: missing column(s) {absent}; expected columns {list(columns)}, found {list(frame.columns)}"
+        )
+    return frame
+
+
+def decode_problem(path: str | os.PathLike) -> str | None:
+    """Why PIL cannot decode the image at ``path`` (``"ErrorType: message"``), or None if it can.
+    Module-level so that ``check`` functions can map it over a process pool."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+    except Exception as exc:  # PIL raises UnidentifiedImageError, OSError (truncated), ...
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def read_csv_checked(path: str | Path, required: Iterable[str]) -> pd.DataFrame:
     """Read a CSV and check it has the ``required`` columns; errors name the file and the columns."""
     path = Path(path)

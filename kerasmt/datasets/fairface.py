@@ -30,7 +30,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from kerasmt.datasets.base import COMPLETE_MARKER, DatasetError, read_csv_checked, reuse_synthetic, synthetic_writer  # noqa: F401  (COMPLETE_MARKER re-exported)
+from kerasmt.datasets.base import COMPLETE_MARKER, DatasetError, decode_problem, read_csv_checked, read_csv_for_check, reuse_synthetic, synthetic_writer  # noqa: F401  (COMPLETE_MARKER re-exported)
 
 #: task -> class names; the list position is the integer code used in manifests.
 LABELS: dict[str, list[str]] = {
@@ -158,17 +158,6 @@ def load(root: str | os.PathLike, split: str = "train", check_files: bool = True
     return out
 
 
-def _decode_problem(path: str) -> str | None:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            img.load()
-    except Exception as exc:  # PIL raises UnidentifiedImageError, OSError (truncated), ...
-        return f"{type(exc).__name__}: {exc}"
-    return None
-
-
 def check(root: str | os.PathLike, decode: bool = True) -> list[str]:
     """Every problem found in a FairFace folder; an empty list means the folder is valid.
 
@@ -185,20 +174,9 @@ def check(root: str | os.PathLike, decode: bool = True) -> list[str]:
     seen: dict[str, str] = {}  # file -> "csv line L" of its first listing
     for split, name in CSV_FILES.items():
         csv = root / name
-        if not csv.is_file():
-            problems.append(f"{csv}: label file not found (expected columns {list(REQUIRED_COLUMNS)})")
+        frame = read_csv_for_check(csv, REQUIRED_COLUMNS, problems)
+        if frame is None:
             continue
-        try:
-            frame = pd.read_csv(csv)
-        except Exception as exc:
-            problems.append(f"{csv}: cannot be read as CSV ({exc})")
-            continue
-        absent = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-        if absent:
-            problems.append(
-                f"{csv}: missing column(s) {absent}; expected columns {list(REQUIRED_COLUMNS)}, "
-                f"found {list(frame.columns)}"
-            )
         problems += _label_problems(frame, csv)[1]
         if "file" not in frame.columns:
             continue
@@ -221,7 +199,7 @@ def check(root: str | os.PathLike, decode: bool = True) -> list[str]:
         if to_decode:
             workers = min(8, os.cpu_count() or 1)
             with ThreadPoolExecutor(workers) as pool:
-                results = list(pool.map(_decode_problem, [p for _, p in to_decode], chunksize=64))
+                results = list(pool.map(decode_problem, [p for _, p in to_decode], chunksize=64))
             for (i, path), err in zip(to_decode, results):
                 if err is not None:
                     problems.append(

@@ -39,7 +39,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from kerasmt.datasets.base import COMPLETE_MARKER, DatasetError, read_csv_checked, reuse_synthetic, synthetic_writer  # noqa: F401  (COMPLETE_MARKER re-exported)
+from kerasmt.datasets.base import COMPLETE_MARKER, DatasetError, read_csv_checked, read_csv_for_check, reuse_synthetic, synthetic_writer  # noqa: F401  (COMPLETE_MARKER re-exported)
 
 #: the traits, in the report's order
 TASKS: tuple[str, ...] = ("gender", "torso_type", "torso_colour", "leg_type", "leg_colour", "luggage")
@@ -319,17 +319,9 @@ def check(root: str | os.PathLike, decode: bool = True) -> list[str]:
     for split, (folder_name, csv_name) in SPLITS.items():
         folder = root / folder_name
         csv = folder / csv_name
-        if not csv.is_file():
-            problems.append(f"{csv}: label file not found (expected columns {['filename', *CSV_COLUMNS]})")
+        frame = read_csv_for_check(csv, ["filename", *CSV_COLUMNS], problems)
+        if frame is None:
             continue
-        try:
-            frame = pd.read_csv(csv)
-        except Exception as exc:
-            problems.append(f"{csv}: cannot be read as CSV ({exc})")
-            continue
-        absent = [c for c in ["filename", *CSV_COLUMNS] if c not in frame.columns]
-        if absent:
-            problems.append(f"{csv}: missing column(s) {absent}; found {list(frame.columns)}")
         problems += _parse_labels(frame, csv)[1]
         if "filename" not in frame.columns:
             continue
