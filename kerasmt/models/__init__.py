@@ -1,12 +1,15 @@
 """Model builders. Every builder's defaults are the configuration of the report it reproduces.
 
 FairFace: :func:`dense_net`, :func:`small_cnn`, :func:`own_cnn`, :func:`multitask_cnn`, the VAE.
-Attribute MTL: :func:`simple_resnet_v2` (+ :func:`add_mask_decoder`). Beauty: :func:`finetune_model`,
-:func:`scratch_model`, :func:`simplenet`. Fashion: :func:`refinenet`, :func:`multilabel_classifier`.
+Attribute MTL: :func:`simple_resnet_v2` (+ :func:`add_mask_decoder`). UTKFace: :func:`model_a`,
+:func:`model_a_cross_stitch` (:class:`CrossStitch`), :func:`transfer_model`. Beauty:
+:func:`finetune_model`, :func:`scratch_model`, :func:`simplenet`. Fashion: :func:`refinenet`,
+:func:`multilabel_classifier`, and the Mask R-CNN in :mod:`kerasmt.models.maskrcnn`.
 Study-specific helpers stay in their modules (``kerasmt.models.finetune`` etc.).
 """
 from kerasmt.models.backbones import conv_pool_trunk, dense_trunk
 from kerasmt.models.classifiers import dense_net, multitask_cnn, own_cnn, small_cnn
+from kerasmt.models.cross_stitch import CrossStitch
 from kerasmt.models.finetune import FinetunePreprocess, RandomAffine, finetune_model, scratch_model, unfreeze_blocks
 from kerasmt.models.heads import dense_head, multitask_heads
 from kerasmt.models.multilabel import compile_multilabel, multilabel_classifier
@@ -14,11 +17,14 @@ from kerasmt.models.refinenet import BilinearUpsampling, MeanPixelNormalization,
 from kerasmt.models.resnet import resnet_v2_features, simple_resnet_v2
 from kerasmt.models.segmentation import add_mask_decoder, compile_joint, mask_decoder
 from kerasmt.models.simplenet import simplenet
+from kerasmt.models.transfer import transfer_model
 from kerasmt.models.vae import VAE, Sampling, build_decoder, build_encoder, build_vae
+from kerasmt.models.vgg import compile_age_gender, model_a, model_a_cross_stitch
 
 __all__ = [
     "VAE",
     "BilinearUpsampling",
+    "CrossStitch",
     "FinetunePreprocess",
     "MeanPixelNormalization",
     "RandomAffine",
@@ -27,6 +33,7 @@ __all__ = [
     "build_decoder",
     "build_encoder",
     "build_vae",
+    "compile_age_gender",
     "compile_joint",
     "compile_multilabel",
     "conv_pool_trunk",
@@ -37,6 +44,8 @@ __all__ = [
     "instances_from_semantic",
     "light_resnet",
     "mask_decoder",
+    "model_a",
+    "model_a_cross_stitch",
     "multilabel_classifier",
     "multitask_cnn",
     "multitask_heads",
@@ -47,5 +56,6 @@ __all__ = [
     "simple_resnet_v2",
     "simplenet",
     "small_cnn",
+    "transfer_model",
     "unfreeze_blocks",
 ]
