@@ -21,7 +21,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 demo: install
-	$(BIN)/kerasmt demo --out $(DEMO_OUT)
+	$(BIN)/kerasmt demo --out $(DEMO_OUT) --jobs 2
 
 bench: install
 	$(BIN)/python benchmarks/fairface_pipeline.py

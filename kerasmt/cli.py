@@ -2,7 +2,7 @@
 
     kerasmt run STUDY [--data DIR] [--smoke] [--out DIR] [-p NAME=VALUE ...] [--timeout S]
     kerasmt data synth|check|fetch STUDY DIR
-    kerasmt demo [--out DIR] [--studies a,b] [--smoke]
+    kerasmt demo [--out DIR] [--studies a,b] [--smoke] [--jobs N]
     kerasmt tune STUDY --role chief|worker --oracle HOST:PORT [--tuner-id ID] [--trials N] [--out DIR]
     kerasmt tune STUDY --local-workers N [--worker-gpus 0,1] [--trials N] [--out DIR]
     kerasmt list
@@ -128,6 +128,8 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", metavar="DIR", help="output folder (default: runs/demo)")
     demo.add_argument("--studies", metavar="A,B", help="comma-separated studies (default: all finished)")
     demo.add_argument("--smoke", action="store_true", help="tiny sizes (as in CI)")
+    demo.add_argument("--jobs", type=int, default=1, metavar="N",
+                      help="notebooks run at the same time (default 1; the timed fashion study runs alone)")
     demo.add_argument("--timeout", type=float, metavar="SECONDS", help="per-cell execution timeout")
     demo.add_argument("-q", "--quiet", action="store_true", help="no per-cell progress lines")
 
@@ -221,7 +223,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     studies = [s.strip() for s in args.studies.split(",") if s.strip()] if args.studies else None
     report = runner.run_demo(
         out_dir=args.out, studies=studies, smoke=args.smoke, timeout=args.timeout,
-        progress=None if args.quiet else sys.stderr,
+        progress=None if args.quiet else sys.stderr, jobs=args.jobs,
     )
     print(runner.format_summary_table(report.results))
     print(f"\nsummary: {report.summary_md} and {report.summary_json}")

@@ -21,36 +21,50 @@ import json
 import math
 import os
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TextIO
 
 #: Studies whose notebook is complete; ``kerasmt demo`` runs these (when their notebook exists).
-FINISHED_STUDIES: tuple[str, ...] = ("fairface", "recommender", "attribute_mtl", "beauty", "fashion")
+FINISHED_STUDIES: tuple[str, ...] = ("fairface", "recommender", "attribute_mtl", "utkface", "beauty", "fashion")
 
 #: Parameters ``kerasmt demo`` passes to each study (not in smoke mode), sized so that every
 #: finished study together runs in under 15 minutes on 2 CPU cores. Real-data runs use the
 #: notebooks' own defaults (the reports' protocols).
 DEMO_PARAMETERS: dict[str, dict[str, Any]] = {
-    "fairface": {"MAX_EPOCHS": 8, "N_TRAIN": 4000, "N_VAL": 1000},
+    "fairface": {"MAX_EPOCHS": 8, "N_TRAIN": 3000, "N_VAL": 1000},
     "recommender": {},  # the notebook's synthetic defaults are already demo-sized (~35 s)
-    "attribute_mtl": {"EPOCHS": 8, "BATCH_SIZE": 16, "LEARNING_RATE": 2e-3, "BN_MOMENTUM": 0.9},
+    "attribute_mtl": {"EPOCHS": 6, "BATCH_SIZE": 16, "LEARNING_RATE": 2e-3, "BN_MOMENTUM": 0.9},
+    "utkface": {
+        "N_SYNTHETIC": 1500, "SUBSET": 1500, "SYNTHETIC_SIZE": 64, "IMAGE_SIZE": 32, "BASE_FILTERS": 8,
+        "BN_MOMENTUM": 0.9, "BATCH_SIZE": 64, "LEARNING_RATE": 2e-3, "AUGMENT": False, "EPOCHS": 9,
+        "PATIENCE": 9, "SEEDS": 2, "SEARCH_CNNS": [10, 18], "SEARCH_EPOCHS": 3,
+        "BACKBONES": ["VGG16", "ResNet50V2"], "WEIGHTS": None, "MODEL_B_SIZE": 32, "MODEL_B_EPOCHS": 6,
+        "HEAD_ORDERS": ["dense-dropout", "dense-bn", "dense-dropout-bn"], "HYPERBAND_EPOCHS": 3,
+        "HEAD_EPOCHS": 100, "FINE_TUNE_EPOCHS": 1,
+    },
     "beauty": {
         "IMAGE_SIZE": 75, "N_PER_CLASS": 20, "MAX_EPOCHS": 2, "TL_EPOCHS": 30, "FT_LEARNING_RATE": 5e-5,
         "SWEEP": ["tl", "ft-1", "ft-3", "ft-6"], "GROUPED_SWEEP": ["tl", "best"],
         "CACHE_FEATURES": True, "CACHE_BOUNDARY": True, "AUGMENT_COPIES": 1, "FT_HEAD_FROM_TL": True,
         "SCRATCH_MODELS": ["SimpleNet"], "SCRATCH_EPOCHS": 1, "SCRATCH_IMAGE_SIZE": 32, "SCRATCH_LIMIT": 4,
-        "SCRATCH_BN_MOMENTUM": 0.9,
+        "SCRATCH_BN_MOMENTUM": 0.9, "PRETRAIN_IMAGES": 1000,
     },
     "fashion": {
         "IMAGE_SIZE": 128, "ENCODER": "light", "CLASSIFIER_BACKBONE": "light", "WEIGHTS": None, "FEATURES": 32,
-        "N_TEST": 40, "EPOCHS_REFINENET": 20, "EPOCHS_CLASSIFIER": 8, "BATCH_SIZE": 4, "N_TIMING": 3,
+        "N_TEST": 40, "EPOCHS_REFINENET": 16, "EPOCHS_CLASSIFIER": 8, "BATCH_SIZE": 4, "N_TIMING": 3,
         "MRCNN_BACKBONE": "light", "MRCNN_INIT": "refinenet", "EPOCHS_MRCNN_HEADS": 1, "EPOCHS_MRCNN_ALL": 12,
         "MRCNN_OPTIMIZER": "adam", "LR_MRCNN_HEADS": 0.002, "LR_MRCNN_ALL": 0.002, "LR_MRCNN_ALL_END": 0.0001,
         "BATCH_SIZE_MRCNN": 4, "MRCNN_VALIDATE": False,
     },
 }
+
+#: Studies whose notebook measures CPU inference time: ``kerasmt demo --jobs N`` runs them alone,
+#: after the others, so that no other notebook competes for the cores while they time.
+TIMED_STUDIES: tuple[str, ...] = ("fashion",)
 
 #: Environment variable naming the folder holding ``<study>.ipynb`` (default: ``notebooks/`` of
 #: the checkout the ``kerasmt`` package lives in).
@@ -645,11 +659,13 @@ def format_summary_table(results: Sequence[RunResult]) -> str:
     ).rstrip()
 
 
-def format_summary_markdown(results: Sequence[RunResult], smoke: bool) -> str:
+def format_summary_markdown(results: Sequence[RunResult], smoke: bool, jobs: int = 1) -> str:
+    together = (f" Up to {jobs} studies ran at the same time (their times overlap; "
+                f"{', '.join(TIMED_STUDIES)} ran alone)." if jobs > 1 else "")
     lines = [
         "# kerasmt demo",
         "",
-        f"Synthetic data{', smoke sizes' if smoke else ''}.",
+        f"Synthetic data{', smoke sizes' if smoke else ''}.{together}",
         "",
         "| study | status | time | metrics | report |",
         "|---|---|---|---|---|",
@@ -661,16 +677,45 @@ def format_summary_markdown(results: Sequence[RunResult], smoke: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+class _PrefixedStream:
+    """A text stream that writes whole lines, each prefixed (progress of concurrent studies)."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, stream: TextIO, prefix: str):
+        self.stream, self.prefix, self._pending = stream, prefix, ""
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        if lines:
+            with self._lock:
+                self.stream.write("".join(f"{self.prefix}{line}\n" for line in lines))
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            self.stream.flush()
+
+
 def run_demo(
     out_dir: str | os.PathLike | None = None,
     studies: Sequence[str] | None = None,
     smoke: bool = False,
     timeout: float | None = None,
     progress: TextIO | None = None,
+    jobs: int = 1,
 ) -> DemoReport:
     """Run ``studies`` (default: :func:`finished_studies`) on synthetic data, each into
     ``OUT/<study>`` (default OUT ``runs/demo``); a failing study does not stop the others.
-    Writes ``OUT/summary.json`` and ``OUT/summary.md``."""
+    Writes ``OUT/summary.json`` and ``OUT/summary.md``.
+
+    ``jobs > 1`` runs that many notebooks at the same time (each in its own kernel process: on a
+    small CPU one training process leaves cores idle between steps), except
+    :data:`TIMED_STUDIES`, which run alone afterwards; progress lines are then prefixed with the
+    study's name. Results are listed in ``studies`` order either way."""
+    if jobs < 1:
+        raise UsageError(f"jobs must be >= 1, got {jobs}")
     out = Path(out_dir or Path("runs") / "demo").expanduser().resolve()
     if studies is None:
         studies = finished_studies()
@@ -683,32 +728,45 @@ def run_demo(
         for study in studies:
             notebook_path(study)  # unknown names fail before anything runs
     out.mkdir(parents=True, exist_ok=True)
-    results: list[RunResult] = []
-    for study in studies:
+
+    def one(study: str, stream: TextIO | None) -> RunResult:
         start = time.perf_counter()
         try:
             params = {} if smoke else DEMO_PARAMETERS.get(study, {})
-            result = run_study(study, smoke=smoke, out_dir=out / study, parameters=params,
-                               timeout=timeout, progress=progress)
+            return run_study(study, smoke=smoke, out_dir=out / study, parameters=params,
+                             timeout=timeout, progress=stream)
         except Exception as exc:  # noqa: BLE001 - the demo goes on with the next study
             if not isinstance(exc, RunnerError):
                 exc = RunnerError(f"{type(exc).__name__}: {exc}")
             sub = out / study
             html = sub / f"{study}.html"
-            result = RunResult(
+            if stream is not None:
+                print(f"error: {exc}", file=stream, flush=True)
+            return RunResult(
                 study, sub, sub / f"{study}.ipynb", html if html.exists() else None,
                 sub / METRICS_FILE, {}, time.perf_counter() - start, ok=False, error=str(exc),
             )
-            if progress is not None:
-                print(f"error: {exc}", file=progress, flush=True)
-        results.append(result)
+
+    together = [s for s in studies if s not in TIMED_STUDIES] if jobs > 1 else []
+    by_study: dict[str, RunResult] = {}
+    # set the kernels' environment once: the per-study contexts then leave it as it is
+    with _kernel_environment(smoke):
+        if together:
+            with ThreadPoolExecutor(min(jobs, len(together))) as pool:
+                streams = [None if progress is None else _PrefixedStream(progress, f"{s}: ") for s in together]
+                for study, result in zip(together, pool.map(one, together, streams)):
+                    by_study[study] = result
+        for study in studies:
+            if study not in by_study:
+                by_study[study] = one(study, progress)
+    results = [by_study[s] for s in studies]
     summary_json = out / "summary.json"
     summary_json.write_text(
-        json.dumps({"smoke": bool(smoke), "ok": all(r.ok for r in results),
+        json.dumps({"smoke": bool(smoke), "jobs": int(jobs), "ok": all(r.ok for r in results),
                     "studies": [r.to_json() for r in results]}, indent=2, default=str) + "\n"
     )
     summary_md = out / "summary.md"
-    summary_md.write_text(format_summary_markdown(results, smoke))
+    summary_md.write_text(format_summary_markdown(results, smoke, jobs))
     return DemoReport(out, results, summary_json, summary_md)
 
 

@@ -109,14 +109,17 @@ def broken_run(tmp_path_factory):
     return {"code": code, "stdout": stdout, "stderr": stderr, "out": out}
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    """Demo over broken (fails first), toy, and a finished study without a notebook."""
+@pytest.fixture(scope="module", params=[1, 3], ids=["jobs1", "jobs3"])
+def demo_run(tmp_path_factory, request):
+    """Demo over broken (fails first), toy, and a finished study without a notebook; with
+    ``--jobs 3`` broken runs in the pool and toy (a timed study here) alone afterwards."""
+    jobs = request.param
     out = tmp_path_factory.mktemp("demo_run") / "demo"
     with notebooks_env() as mp:
         mp.setattr(runner, "FINISHED_STUDIES", ("broken", "toy", "no_notebook_yet"))
-        code, stdout, stderr = call_main(["demo", "--out", str(out), "--smoke"])
-    return {"code": code, "stdout": stdout, "stderr": stderr, "out": out}
+        mp.setattr(runner, "TIMED_STUDIES", ("toy",))
+        code, stdout, stderr = call_main(["demo", "--out", str(out), "--smoke", "--jobs", str(jobs)])
+    return {"code": code, "stdout": stdout, "stderr": stderr, "out": out, "jobs": jobs}
 
 
 # ----------------------------------------------------------------------------------- run
@@ -304,6 +307,21 @@ def test_demo_summary_and_failure_exit_code(demo_run):
     md = (out / "summary.md").read_text()
     assert "| toy | ok |" in md and "| broken | FAILED |" in md
     assert "boom from cell" in demo_run["stderr"]
+    assert summary["jobs"] == demo_run["jobs"]
+    progress = demo_run["stderr"].splitlines()
+    if demo_run["jobs"] > 1:  # concurrent studies' lines carry their name; the timed one runs alone
+        assert any(line.startswith("broken: running broken") for line in progress)
+        assert any(line.startswith("running toy") for line in progress)
+        assert "ran alone" in md
+        first_toy = next(i for i, line in enumerate(progress) if line.startswith("running toy"))
+        assert all(not line.startswith("broken: ") for line in progress[first_toy:])
+    else:
+        assert not any(line.startswith("broken: ") for line in progress)
+
+
+def test_demo_jobs_must_be_positive(tmp_path):
+    with pytest.raises(runner.UsageError, match="jobs must be >= 1"):
+        runner.run_demo(tmp_path / "demo", studies=["toy"], smoke=True, jobs=0)
 
 
 def test_demo_unknown_study(tmp_path, capsys):
