@@ -2,13 +2,16 @@
 collective ops are configured once per process).
 
     python tests/_distribute_job.py --strategy default|mirrored|multi_worker --run-dir D --result R.json
-        [--cpus N] [--workers H:P,H:P --index I] [--epochs E] [--interrupt-after K] [--model mt|joint]
+        [--cpus N] [--workers H:P,H:P --index I] [--epochs E] [--interrupt-after K] [--model mt|joint|bn]
+        [--sync-bn]
 
 Trains the FairFace multi-task CNN (gender, age with 30 % missing labels, race) on a seeded toy
 set with a global batch of 32 and writes R.json: the per-epoch history, the strategy's replicas,
 whether this process is the chief, the epochs run after a resume and a few checks. ``--model
 joint``: the attribute study's ResNet v2 with its mask decoder (masked CE + Dice on part masks that
-only half of the images have, class-weighted masked CE on a task) instead.
+only half of the images have, class-weighted masked CE on a task) instead; ``--model bn``: the
+multi-task CNN with BatchNormalization after each convolution (``--sync-bn``: synchronized over
+the replicas by ``distribute.synchronize_batchnorm``).
 """
 from __future__ import annotations
 
@@ -44,7 +47,8 @@ def main() -> int:
     parser.add_argument("--index", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--interrupt-after", type=int)
-    parser.add_argument("--model", choices=("mt", "joint"), default="mt")
+    parser.add_argument("--model", choices=("mt", "joint", "bn"), default="mt")
+    parser.add_argument("--sync-bn", action="store_true")
     args = parser.parse_args()
     start = time.perf_counter()
 
@@ -101,6 +105,22 @@ def main() -> int:
                                         pool_size=2, name="mt")
                 return compile_joint(add_mask_decoder(base, n_classes=9), class_weights={"age": [1.0 + i / 8 for i in range(9)]})
             return distribute.build_in_scope(joint, strategy)
+        if args.model == "bn":
+            def with_bn():
+                inputs = keras.Input((32, 32, 1))
+                h = inputs
+                for filters in (8, 16):
+                    h = keras.layers.Conv2D(filters, 3, use_bias=False)(h)
+                    h = keras.layers.ReLU()(keras.layers.BatchNormalization(momentum=0.5)(h))
+                    h = keras.layers.MaxPooling2D()(h)
+                h = keras.layers.Flatten()(h)
+                outputs = {t: keras.layers.Dense(n, activation="softmax", name=t)(h)
+                           for t, n in (("gender", 2), ("age", 9), ("race", 7))}
+                model = keras.Model(inputs, outputs, name="mt")
+                if args.sync_bn:
+                    checks["synchronized_layers"] = distribute.synchronize_batchnorm(model)
+                return compile_classifier(model, strategy=strategy)
+            return distribute.build_in_scope(with_bn, strategy)
         return distribute.build_in_scope(
             lambda: compile_classifier(classifiers.multitask_cnn({"gender": 2, "age": 9, "race": 7}, name="mt"),
                                        strategy=strategy), strategy)
@@ -119,6 +139,9 @@ def main() -> int:
     result = fit(model, ds, ds, epochs=args.epochs, run_dir=args.run_dir, verbose=0, strategy=strategy,
                  callbacks=[record])
     predictions = predict_classes(model, ds)
+    if args.model == "bn":  # the setting is saved with the model
+        checks["saved_synchronized"] = [layer.synchronized for layer in keras.saving.load_model(result.checkpoint).layers
+                                        if isinstance(layer, keras.layers.BatchNormalization)]
     history = result.history.reset_index()
     payload = {
         "replicas": int(strategy.num_replicas_in_sync),

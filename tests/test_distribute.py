@@ -203,6 +203,41 @@ def test_mirrored_joint_segmentation_model_matches_one_device(tmp_path):
     assert single["history"]["mask_loss"][-1] < single["history"]["mask_loss"][0]
 
 
+def test_synchronized_batchnorm_normalises_like_one_device(tmp_path):
+    """With BatchNormalization, two replicas of 16 images normalise differently from one device
+    with 32; distribute.synchronize_batchnorm makes them all-reduce the statistics, and the curve
+    is then the one-device curve. The setting is saved in the .keras file."""
+    [single, plain, synced] = _finish([
+        _start(tmp_path, f"bn_{tag}", "--model", "bn", *extra, "--run-dir", str(tmp_path / tag))
+        for tag, extra in (("one", ["--strategy", "default"]),
+                           ("plain", ["--strategy", "mirrored", "--cpus", "2"]),
+                           ("sync", ["--strategy", "mirrored", "--cpus", "2", "--sync-bn"]))
+    ])
+    assert synced["checks"]["synchronized_layers"] == 2
+    assert synced["checks"]["saved_synchronized"] == [True, True]
+    assert plain["checks"]["saved_synchronized"] == [False, False]
+    _assert_same_curve(synced, single, "MirroredStrategy with synchronized BatchNormalization")
+
+    def gap(run: dict, column: str) -> float:
+        return float(np.max(np.abs(np.subtract(run["history"][column], single["history"][column]))))
+
+    for column in ("loss", "gender_loss"):  # per-replica statistics: a visibly different curve
+        assert gap(plain, column) > max(5 * gap(synced, column), 2e-3), (column, gap(plain, column), gap(synced, column))
+
+
+def test_synchronize_batchnorm_reaches_nested_models():
+    import keras
+
+    from kerasmt import distribute
+
+    inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.BatchNormalization()], name="inner")
+    inputs = keras.Input((4,))
+    outer = keras.Model(inputs, keras.layers.BatchNormalization()(inner(inputs)))
+    assert distribute.synchronize_batchnorm(outer) == 2
+    assert all(layer.synchronized for layer in (inner.layers[-1], outer.layers[-1]))
+    assert distribute.synchronize_batchnorm(outer, synchronized=False) == 2 and not inner.layers[-1].synchronized
+
+
 def test_mirrored_interrupted_fit_resumes_from_its_backup(tmp_path):
     run_dir = tmp_path / "run"
     [job] = _finish([_start(tmp_path, "resume", "--strategy", "mirrored", "--cpus", "2", "--run-dir", str(run_dir),
