@@ -58,8 +58,8 @@ def read_csv_for_check(csv: Path, columns: Sequence[str], problems: list[str]) -
 
 
 def decode_problem(path: str | os.PathLike) -> str | None:
-    """Why PIL cannot decode the image at ``path`` (``"ErrorType: message"``), or None if it can.
-    Module-level so that ``check`` functions can map it over a process pool."""
+    """Why PIL cannot decode the image at ``path`` (``"ErrorType: message"``), or None if it can
+    (``check`` functions map it over a thread pool: PIL decodes without holding the GIL)."""
     from PIL import Image
 
     try:
