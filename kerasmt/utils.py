@@ -79,6 +79,13 @@ def save_metrics(metrics: Mapping[str, Any], out_dir: str | os.PathLike) -> Path
     return path
 
 
+def count_params(model: Any) -> dict[str, int]:
+    """Total, trainable and non-trainable parameter counts of a Keras model."""
+    trainable = int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
+    total = int(model.count_params())
+    return {"total": total, "trainable": trainable, "non_trainable": total - trainable}
+
+
 def quiet_tensorflow() -> None:
     """Hide TensorFlow's Python-side INFO/WARNING log lines (e.g. ``tf.function`` retracing
     notices when a notebook trains several models in a row); errors still show."""

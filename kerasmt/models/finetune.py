@@ -58,6 +58,8 @@ import keras
 import numpy as np
 from keras import layers
 
+from kerasmt.utils import count_params  # noqa: F401  (part of this module's API: ft.count_params)
+
 #: smallest input side of the backbones with ``include_top=False``
 MIN_INPUT_SIZE: dict[str, int] = {"InceptionV3": 75, "Xception": 71, "InceptionResNetV2": 75}
 #: the report's head: GAP -> Dropout 0.2 -> Dense 512 relu -> softmax
@@ -319,7 +321,8 @@ def finetune_model(
 
 
 def base_of(model: keras.Model) -> keras.Model:
-    """The backbone (the one nested ``keras.Model``) of a :func:`finetune_model`."""
+    """The backbone (the one nested ``keras.Model``) of a :func:`finetune_model` or a
+    :func:`kerasmt.models.transfer.transfer_model`."""
     nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
     if len(nested) != 1:
         raise ValueError(f"model {model.name!r} has {len(nested)} nested models; expected one backbone")
@@ -353,13 +356,6 @@ def unfreeze_blocks(
     if not opened:
         base.trainable = False
     return opened
-
-
-def count_params(model: keras.Model) -> dict[str, int]:
-    """Total, trainable and non-trainable parameter counts."""
-    trainable = int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
-    total = int(model.count_params())
-    return {"total": total, "trainable": trainable, "non_trainable": total - trainable}
 
 
 # ----------------------------------------------------------------------- cached-feature training

@@ -25,7 +25,9 @@ from typing import Callable, Sequence
 import keras
 from keras import layers
 
+from kerasmt.models.finetune import base_of  # noqa: F401  (also this module's API: the backbone of a transfer_model)
 from kerasmt.models.vgg import TASKS, age_gender_outputs, check_order, dense_layers
+from kerasmt.utils import count_params as _count_params
 
 #: the six backbones the report compared (its Table 3), in the report's order
 REPORT_BACKBONES: tuple[str, ...] = ("VGG16", "VGG19", "Xception", "ResNet50V2", "EfficientNetB4", "InceptionV3")
@@ -207,14 +209,6 @@ def extract_features(model: keras.Model, images, batch_size: int = 64):
     return extractor.predict(images, verbose=0)
 
 
-def base_of(model: keras.Model) -> keras.Model:
-    """The backbone (the nested ``keras.Model``) inside a :func:`transfer_model`."""
-    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    if len(nested) != 1:
-        raise ValueError(f"model {model.name!r} has {len(nested)} nested models; expected one backbone")
-    return nested[0]
-
-
 def unfreeze_last(model: keras.Model, n: int, train_batchnorm: bool = False) -> list[str]:
     """Make the last ``n`` layers *with weights* of the backbone trainable (the rest frozen) and
     return their names. BatchNorm layers are skipped (left frozen) unless ``train_batchnorm``.
@@ -241,12 +235,5 @@ def unfreeze_last(model: keras.Model, n: int, train_batchnorm: bool = False) -> 
 
 
 def count_params(model: keras.Model) -> dict[str, int]:
-    """Total, trainable and backbone parameter counts of a :func:`transfer_model`."""
-    import numpy as np
-
-    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
-    return {
-        "total": int(model.count_params()),
-        "trainable": trainable,
-        "backbone": int(base_of(model).count_params()),
-    }
+    """Total, trainable, non-trainable and backbone parameter counts of a :func:`transfer_model`."""
+    return {**_count_params(model), "backbone": int(base_of(model).count_params())}

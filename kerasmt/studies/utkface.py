@@ -38,7 +38,7 @@ from kerasmt.models import transfer
 from kerasmt.models.cross_stitch import CrossStitch
 from kerasmt.models.vgg import compile_age_gender, model_a, model_a_cross_stitch
 from kerasmt.training import fit
-from kerasmt.utils import set_seed
+from kerasmt.utils import count_params, set_seed
 
 # ------------------------------------------------------------------------------ report's numbers
 #: Table 2: (CNN number, conv blocks, dense layers, units, split point, Val 2 gender accuracy, MAE)
@@ -266,12 +266,12 @@ def param_table(input_shape: Sequence[int] = (128, 128, 3), backbones: Sequence[
         cfg = report_config(cnn)
         model = model_a(input_shape, **cfg)
         rows.append({"model": f"Model A, CNN {cnn}", "config": _config_text(cfg), "params": model.count_params(),
-                     "trainable": _trainable(model)})
+                     "trainable": count_params(model)["trainable"]})
         keras.backend.clear_session()
     model = model_a_cross_stitch(input_shape, **report_config(10))
     n_stitch = sum(isinstance(layer, CrossStitch) for layer in model.layers)
     rows.append({"model": "Model A + cross-stitch, CNN 10", "config": f"{_config_text(report_config(10))}, "
-                 f"{n_stitch} cross-stitch units", "params": model.count_params(), "trainable": _trainable(model)})
+                 f"{n_stitch} cross-stitch units", "params": model.count_params(), "trainable": count_params(model)["trainable"]})
     for name in backbones:
         keras.backend.clear_session()
         model = transfer.transfer_model(name, input_shape, weights=None)
@@ -286,10 +286,6 @@ def param_table(input_shape: Sequence[int] = (128, 128, 3), backbones: Sequence[
 def _config_text(cfg: Mapping[str, int]) -> str:
     return (f"{cfg['n_blocks']} blocks, {cfg['n_dense']} x {cfg['units']} units, "
             f"split after block {min(cfg['split_point'], cfg['n_blocks'])}")
-
-
-def _trainable(model: keras.Model) -> int:
-    return int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
 
 
 # ------------------------------------------------------------------------------------- training
