@@ -5,11 +5,9 @@ copied back with ``tools/sync_notebooks.py``); this script is where its cells ar
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from nbformat.v4 import new_code_cell, new_markdown_cell
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from _notebook import write_notebook  # tools/_notebook.py (this folder is on sys.path when run)
 
 CHECK = "# NBVAL_CHECK_OUTPUT\n"
 
@@ -325,9 +323,4 @@ metrics["summary"]"""
     ),
 ]
 
-nb = new_notebook(cells=cells)
-nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
-nb.metadata["language_info"] = {"name": "python"}
-out = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "notebooks" / "recommender.ipynb")
-nbformat.write(nb, out)
-print(f"wrote {out}")
+write_notebook(cells, "recommender")
