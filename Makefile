@@ -28,8 +28,11 @@ bench: install
 	$(BIN)/python benchmarks/beauty_pipeline.py
 	$(BIN)/python benchmarks/recommender_profiles.py
 
-# Re-execute the demo and copy the executed notebooks into notebooks/ (what is committed).
-notebooks: demo
+# The py:percent sources are what maintainers edit: bring their .ipynb pairs up to date, re-execute
+# the demo, and copy the executed notebooks into notebooks/ (what is committed, with the sources).
+notebooks: install
+	$(BIN)/jupytext --quiet --update --to ipynb notebooks/*.py
+	$(BIN)/kerasmt demo --out $(DEMO_OUT) --jobs 2
 	$(BIN)/python tools/sync_notebooks.py $(DEMO_OUT)
 
 clean:

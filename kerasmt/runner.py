@@ -20,6 +20,7 @@ import inspect
 import json
 import math
 import os
+import re
 import sys
 import threading
 import time
@@ -380,6 +381,36 @@ def export_html(ipynb: str | os.PathLike, html: str | os.PathLike) -> Path:
     return html
 
 
+#: Lines that TensorFlow's C++ runtime writes to the kernel's stderr when it starts (absl, oneDNN,
+#: CUDA probing). ``TF_CPP_MIN_LOG_LEVEL`` does not silence them in TF 2.21, so they are removed
+#: where the kernel's output is captured: from the executed notebook's stream outputs.
+TF_STARTUP_NOISE = re.compile(
+    r"^(?:WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|[IWE]\d{4} [\d:.]+\s+\d+ \S+\.cc:\d+\] .*"
+    r"|.*This TensorFlow binary is optimized to use available CPU instructions.*"
+    r"|.*To enable the following instructions:.*rebuild TensorFlow with the appropriate compiler flags\.)$"
+)
+
+
+def clean_executed_notebook(nb: Any) -> Any:
+    """Remove TensorFlow's C++ start-up lines (:data:`TF_STARTUP_NOISE`) from the stream outputs of
+    an executed notebook (an ``nbformat`` node, changed in place and returned); an output left
+    empty is dropped."""
+    for cell in nb.cells:
+        outputs = []
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                kept = [ln for ln in out.get("text", "").splitlines(keepends=True)
+                        if not TF_STARTUP_NOISE.match(ln.rstrip("\n"))]
+                if not kept:
+                    continue
+                out["text"] = "".join(kept)
+            outputs.append(out)
+        if "outputs" in cell:
+            cell["outputs"] = outputs
+    return nb
+
+
 def _strip_ansi(text: str) -> str:
     import re
 
@@ -541,6 +572,9 @@ def run_study(
 
     html: Path | None = None
     if out_nb.exists():
+        import nbformat
+
+        nbformat.write(clean_executed_notebook(nbformat.read(str(out_nb), as_version=4)), str(out_nb))
         try:
             html = export_html(out_nb, out_html)
         except Exception as exc:  # a broken export must not hide the notebook's own error
