@@ -106,10 +106,12 @@ def _build_parser() -> argparse.ArgumentParser:
     check = dsub.add_parser(
         "check", help="list every problem of a dataset folder",
         description="Check that DIR holds a valid STUDY dataset; prints every problem found "
-        "and exits 1 if there is any.",
+        "and exits 1 if there is an error. Warnings (what the reader handles with a counted "
+        "warning, such as UTKFace's malformed names) and notes do not fail the check unless --strict.",
     )
     check.add_argument("study", metavar="STUDY")
     check.add_argument("dir", metavar="DIR")
+    check.add_argument("--strict", action="store_true", help="warnings are errors too (exit 1)")
     fetch = dsub.add_parser(
         "fetch", help="download the real dataset (where a public URL exists)",
         description="Download the real STUDY dataset into DIR where the dataset module can; "
@@ -199,16 +201,26 @@ def _cmd_data(args: argparse.Namespace) -> int:
         print(runner.describe_folder(folder))
         return 0
     if args.data_command == "check":
-        problems = runner.check_dataset(args.study, args.dir)
-        if problems:
-            print(f"{args.dir} is not a valid {args.study} dataset: {len(problems)} problem"
-                  f"{'' if len(problems) == 1 else 's'}")
-            width = len(str(len(problems)))
-            for i, problem in enumerate(problems, 1):
-                print(f"{i:>{width}}. {problem}")
-            return 1
-        print(f"OK: {args.dir} is a valid {args.study} dataset")
-        return 0
+        from kerasmt.datasets.base import errors, level_of
+
+        findings = runner.check_dataset(args.study, args.dir)
+        failing = errors(findings, strict=args.strict)
+        counts = {level: sum(level_of(f) == level for f in findings) for level in ("error", "warning")}
+        if failing:
+            print(f"{args.dir} is not a valid {args.study} dataset: {len(failing)} problem"
+                  f"{'' if len(failing) == 1 else 's'}"
+                  + (" (warnings count as errors with --strict)" if args.strict and counts["warning"] else ""))
+        elif counts["warning"]:
+            print(f"OK with {counts['warning']} warning{'' if counts['warning'] == 1 else 's'}: {args.dir} is a "
+                  f"valid {args.study} dataset (--strict would refuse it)")
+        else:
+            print(f"OK: {args.dir} is a valid {args.study} dataset")
+        width = len(str(len(findings)))
+        for i, finding in enumerate(findings, 1):
+            level = level_of(finding)
+            shown = "error" if level == "warning" and args.strict else level
+            print(f"{i:>{width}}. {shown}: {finding}")
+        return 1 if failing else 0
     if args.data_command == "fetch":
         written = runner.fetch_dataset(args.study, args.dir)
         print(f"fetched the {args.study} dataset into {written if written is not None else args.dir}")

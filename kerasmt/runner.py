@@ -865,8 +865,12 @@ def describe_folder(root: str | os.PathLike, max_entries: int = 12) -> str:
 
 
 def check_dataset(study: str, root: str | os.PathLike) -> list[str]:
-    """Every problem ``for_study(study).check(root)`` finds (empty = valid)."""
-    return [str(p) for p in _dataset_module(study).check(root)]
+    """Every finding of ``for_study(study).check(root)``: plain strings and
+    :class:`kerasmt.datasets.base.Finding` objects that keep their level (error, warning, note;
+    see :func:`kerasmt.datasets.base.errors` for which ones make the folder invalid)."""
+    from kerasmt.datasets.base import Finding, level_of
+
+    return [Finding(str(p), level_of(p)) for p in _dataset_module(study).check(root)]
 
 
 def fetch_dataset(study: str, root: str | os.PathLike) -> Any:

@@ -6,9 +6,16 @@ A dataset module (``kerasmt.datasets.<name>``) exposes:
   absolute ``path`` column (the image file) and one integer column per task label (``-1`` = missing).
   String label maps live in the module (e.g. ``fairface.LABELS``).
 - ``synthesize(root, n=..., seed=...) -> Path``: writes a synthetic dataset in the real layout.
-- ``check(root) -> list[str]``: every problem found in a dataset folder (empty list = valid).
+- ``check(root) -> list[str]``: every finding in a dataset folder. A plain ``str`` is an
+  *error* (something ``load`` refuses or the study cannot use); a :class:`Finding` made by
+  :func:`warning` is something ``load`` handles with a counted warning (a known quirk of the real
+  data), one made by :func:`note` is information (e.g. a category mapping applied). The folder is
+  valid when :func:`errors` of the list is empty; ``kerasmt data check --strict`` also refuses
+  warnings.
 
-Readers raise :class:`DatasetError` naming the file, row or column at fault.
+Readers raise :class:`DatasetError` naming the file, row or column at fault, open regular files
+only (:func:`regular_file_problem`: a FIFO in place of an image would block forever) and refuse a
+dataset without a usable row.
 """
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import uuid
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -38,14 +46,79 @@ class DatasetError(ValueError):
         super().__init__(message)
 
 
-def read_csv_for_check(csv: Path, columns: Sequence[str], problems: list[str]) -> pd.DataFrame | None:
-    """For ``check`` functions: read ``csv``, appending to ``problems`` (instead of raising) when
-    it is missing or unreadable (then None is returned) or lacks some of ``columns``."""
-    if not csv.is_file():
-        problems.append(f"{csv}: label file not found (expected columns {list(columns)})")
+class Finding(str):
+    """A ``check`` message with a severity: ``"error"``, ``"warning"`` or ``"note"``.
+
+    It is a ``str`` (the message), so lists of findings print and compare like lists of strings;
+    a plain ``str`` in a check's list counts as an error."""
+
+    level: str = "error"
+
+    def __new__(cls, message: str, level: str = "error") -> "Finding":
+        if level not in LEVELS:
+            raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+        obj = super().__new__(cls, message)
+        obj.level = level
+        return obj
+
+    def __reduce__(self):
+        return (Finding, (str(self), self.level))
+
+
+#: the severities of :class:`Finding`, most severe first
+LEVELS: tuple[str, ...] = ("error", "warning", "note")
+
+
+def warning(message: str) -> Finding:
+    """A check finding that ``load`` handles with a counted warning (an error only with ``--strict``)."""
+    return Finding(message, "warning")
+
+
+def note(message: str) -> Finding:
+    """A check finding that is information only (never fails a check)."""
+    return Finding(message, "note")
+
+
+def level_of(finding: str) -> str:
+    """The severity of a check finding: a :class:`Finding`'s level, ``"error"`` for a plain str."""
+    return getattr(finding, "level", "error")
+
+
+def errors(findings: Iterable[str], strict: bool = False) -> list[str]:
+    """The findings that make a dataset invalid: errors (and warnings when ``strict``)."""
+    failing = {"error", "warning"} if strict else {"error"}
+    return [f for f in findings if level_of(f) in failing]
+
+
+def regular_file_problem(path: str | os.PathLike, what: str = "file") -> str | None:
+    """Why ``path`` cannot be read as a data file (missing, a folder, a FIFO, a device, a socket),
+    or None for a regular file (symbolic links are followed). Readers call it before opening a
+    file so that a FIFO in place of an image is refused instead of blocking forever."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return f"{path}: {what} not found"
+    except OSError as exc:
+        return f"{path}: {what} cannot be accessed ({exc.strerror or exc})"
+    if stat.S_ISREG(mode):
+        return None
+    kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "not a regular file")
+    return f"{path}: {what} is {kind}, not a regular file"
+
+
+def read_csv_for_check(csv: Path, columns: Sequence[str], problems: list[str],
+                       read_kwargs: Mapping[str, Any] | None = None) -> pd.DataFrame | None:
+    """For ``check`` functions: read ``csv`` like :func:`read_csv_checked`, appending to
+    ``problems`` (instead of raising) when it is missing, not a regular file or unreadable (then
+    None is returned), lacks some of ``columns`` or has no data row."""
+    bad = regular_file_problem(csv, "label file")
+    if bad:
+        problems.append(f"{bad} (expected columns {list(columns)})")
         return None
     try:
-        frame = pd.read_csv(csv)
+        frame = pd.read_csv(csv, encoding="utf-8-sig", **(read_kwargs or {}))
     except Exception as exc:
         problems.append(f"{csv}: cannot be read as CSV ({exc})")
         return None
@@ -54,6 +127,8 @@ def read_csv_for_check(csv: Path, columns: Sequence[str], problems: list[str]) -
         problems.append(
             f"{csv}: missing column(s) {absent}; expected columns {list(columns)}, found {list(frame.columns)}"
         )
+    elif frame.empty:
+        problems.append(f"{csv}: no data rows (only a header); expected one row per example")
     return frame
 
 
@@ -70,21 +145,29 @@ def decode_problem(path: str | os.PathLike) -> str | None:
     return None
 
 
-def read_csv_checked(path: str | Path, required: Iterable[str]) -> pd.DataFrame:
-    """Read a CSV and check it has the ``required`` columns; errors name the file and the columns."""
+def read_csv_checked(path: str | Path, required: Iterable[str], allow_empty: bool = False,
+                     **read_kwargs: Any) -> pd.DataFrame:
+    """Read a CSV and check it has the ``required`` columns and (unless ``allow_empty``) at least
+    one data row; errors name the file and the columns. A UTF-8 byte-order mark (spreadsheets
+    write one) is ignored; only regular files are opened. ``read_kwargs`` go to ``pd.read_csv``."""
     path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: file not found")
+    required = list(required)
+    bad = regular_file_problem(path)
+    if bad:
+        raise DatasetError(bad)
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path, encoding=read_kwargs.pop("encoding", "utf-8-sig"), **read_kwargs)
     except Exception as exc:  # pandas raises several parser error types
         raise DatasetError(f"{path}: cannot be read as CSV ({exc})") from exc
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise DatasetError(
-            f"{path}: missing column(s) {missing}; expected columns {list(required)}, "
+            f"{path}: missing column(s) {missing}; expected columns {required}, "
             f"found {list(frame.columns)}"
         )
+    if frame.empty and not allow_empty:
+        raise DatasetError(f"{path}: no data rows (only a header); expected one row per example "
+                           f"with columns {required}")
     return frame
 
 

@@ -11,6 +11,12 @@ Real layout (what :func:`load` reads and :func:`synthesize` writes)::
 integer codes, in the order of :data:`LABELS` (the order the report used). An empty label cell is
 read as ``-1`` (missing), the library-wide convention; any other unknown value is an error.
 
+The CSVs circulate after a spreadsheet round trip, which turns age buckets into dates (``3-9`` ->
+``03-Sep`` or ``9-Mar``, ``10-19`` -> ``Oct-19``), ``True`` into ``TRUE`` and adds a byte-order
+mark or empty trailing rows: :func:`spreadsheet_fixes` maps such cells back (one counted
+:class:`SpreadsheetWarning` per CSV in :func:`load`, a warning in :func:`check`). A CSV without a
+data row is an error.
+
 The synthetic generator draws cartoon faces whose race, gender and age are learnable from 32x32
 grayscale thumbnails, but not trivially: skin tone overlaps between groups (and lighting changes
 brightness), so race also rests on shape cues (eye opening, nose width and length, lip thickness,
@@ -22,6 +28,8 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from io import BytesIO
 from pathlib import Path
@@ -30,7 +38,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from kerasmt.datasets.base import COMPLETE_MARKER, DatasetError, decode_problem, read_csv_checked, read_csv_for_check, reuse_synthetic, synthetic_writer  # noqa: F401  (COMPLETE_MARKER re-exported)
+from kerasmt.datasets.base import COMPLETE_MARKER, DatasetError, decode_problem, read_csv_checked, read_csv_for_check, regular_file_problem, reuse_synthetic, synthetic_writer, warning  # noqa: F401  (COMPLETE_MARKER re-exported)
 
 #: task -> class names; the list position is the integer code used in manifests.
 LABELS: dict[str, list[str]] = {
@@ -69,6 +77,82 @@ _AGE_RANGES = [(0, 3), (3, 10), (10, 20), (20, 30), (30, 40), (40, 50), (50, 60)
 _SPLIT_IDS = {"train": 1, "val": 2}
 
 
+#: how the CSVs are read: every cell as text (empty cells stay NaN)
+_READ = {"dtype": str}
+_MONTHS = {m: i + 1 for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
+                                             "nov", "dec"))}
+_DATE_CELL = re.compile(r"^\s*(?:(?P<n1>\d{1,4})[-/ ](?P<m1>[A-Za-z]{3,9})|(?P<m2>[A-Za-z]{3,9})[-/ ](?P<n2>\d{1,4}))\s*$")
+
+
+class SpreadsheetWarning(UserWarning):
+    """Cells mangled by a spreadsheet round trip (age buckets turned into dates, ``TRUE``) were
+    mapped back to their FairFace values."""
+
+
+def _undo_date(text: str) -> str | None:
+    """The age bucket a spreadsheet turned into a date (``03-Sep`` / ``9-Mar`` -> ``3-9``,
+    ``Oct-19`` / ``19-Oct`` -> ``10-19``, ``Feb-00`` -> ``0-2``), or None if ``text`` is none."""
+    match = _DATE_CELL.match(text)
+    if match is None:
+        return None
+    month = _MONTHS.get((match["m1"] or match["m2"])[:3].lower())
+    if month is None:
+        return None
+    number = int(match["n1"] or match["n2"]) % 100  # a year as 2019 or 19
+    found = {c for c in (f"{number}-{month}", f"{month}-{number}") if c in LABELS["age"]}
+    return found.pop() if len(found) == 1 else None
+
+
+def spreadsheet_fixes(frame: pd.DataFrame, csv: Path) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Undo a spreadsheet round trip on a label CSV read as text.
+
+    Returns ``(frame, fixes, problems)``: a copy with age buckets turned into dates mapped back
+    (:func:`_undo_date`), ``service_test`` as booleans (``True``/``TRUE``/``true`` and the same for
+    False) and rows whose every cell is empty removed; one message per fixed cell or dropped row
+    (``fixes``); one per ``service_test`` cell that is not a boolean (``problems``)."""
+    frame = frame.copy()
+    fixes: list[str] = []
+    problems: list[str] = []
+    blank = frame.isna().all(axis=1).to_numpy()
+    for i in np.flatnonzero(blank):
+        fixes.append(f"{csv}: line {i + 2}: empty row dropped")
+    if "age" in frame.columns:
+        ages = frame["age"]
+        for i, value in enumerate(ages):
+            if isinstance(value, str) and value.strip() not in LABELS["age"]:
+                bucket = _undo_date(value)
+                if bucket is not None:
+                    fixes.append(f"{csv}: line {i + 2}: age {value!r} read as {bucket!r}")
+                    ages.iat[i] = bucket
+        frame["age"] = ages
+    if "service_test" in frame.columns:
+        flags = []
+        for i, value in enumerate(frame["service_test"]):
+            if not isinstance(value, str):
+                flags.append(pd.NA)
+                continue
+            text = value.strip()
+            if text.lower() not in ("true", "false"):
+                if not blank[i]:
+                    problems.append(f"{csv}: line {i + 2} (data row {i + 1}): column 'service_test': bad value "
+                                    f"{value!r}; expected True or False")
+                flags.append(pd.NA)
+                continue
+            if text not in ("True", "False"):
+                fixes.append(f"{csv}: line {i + 2}: service_test {value!r} read as {text.lower() == 'true'}")
+            flags.append(text.lower() == "true")
+        column = pd.Series(flags, index=frame.index, dtype="boolean")
+        frame["service_test"] = column.astype(bool) if not column.isna().any() else column
+    frame = frame[~blank]
+    return frame, fixes, problems
+
+
+def _describe_fixes(csv: Path, fixes: Sequence[str]) -> str:
+    shown = "; ".join(f.split(": ", 1)[1] for f in fixes[:5]) + (f"; ... and {len(fixes) - 5} more" if len(fixes) > 5 else "")
+    return (f"{csv}: {len(fixes)} cell(s) or row(s) changed by a spreadsheet round trip were mapped back "
+            f"({shown})")
+
+
 # --------------------------------------------------------------------------------------- reading
 def _check_split(split: str) -> str:
     if split not in CSV_FILES:
@@ -95,8 +179,9 @@ def _label_problems(
         code = np.asarray(cat.codes, dtype=np.int64)
         bad = np.flatnonzero((code < 0) & ~missing)
         for i in bad:
+            line = int(frame.index[i]) + 2  # the index is the CSV's data row (rows may have been dropped)
             problems.append(
-                f"{csv}: line {i + 2} (data row {i + 1}): column {task!r}: bad value "
+                f"{csv}: line {line} (data row {line - 1}): column {task!r}: bad value "
                 f"{raw.iloc[i]!r}; allowed values: {LABELS[task]} (or empty = missing)"
             )
         codes[task] = code
@@ -107,8 +192,8 @@ def _file_problems(frame: pd.DataFrame, csv: Path) -> list[str]:
     text = frame["file"].astype("string").str.strip()
     bad = np.flatnonzero((text.isna() | (text == "")).fillna(True).to_numpy(dtype=bool))
     return [
-        f"{csv}: line {i + 2} (data row {i + 1}): column 'file': empty value; expected a path "
-        f"relative to the dataset root such as 'train/1.jpg'"
+        f"{csv}: line {int(frame.index[i]) + 2} (data row {int(frame.index[i]) + 1}): column 'file': empty value; "
+        f"expected a path relative to the dataset root such as 'train/1.jpg'"
         for i in bad
     ]
 
@@ -128,11 +213,17 @@ def load(root: str | os.PathLike, split: str = "train", check_files: bool = True
         raise DatasetError(f"{root}: dataset folder not found (expected the FairFace root holding "
                            f"{CSV_FILES[split]} and {split}/)")
     csv = root / CSV_FILES[split]
-    frame = read_csv_checked(csv, REQUIRED_COLUMNS)
+    frame = read_csv_checked(csv, REQUIRED_COLUMNS, **_READ)
+    frame, fixes, flag_problems = spreadsheet_fixes(frame, csv)
+    if frame.empty:
+        raise DatasetError(f"{csv}: no data rows (only empty rows); expected one row per image")
     codes, problems = _label_problems(frame, csv)
-    problems = _file_problems(frame, csv) + problems
+    problems = _file_problems(frame, csv) + problems + flag_problems
     if problems:
         raise DatasetError(f"{csv}: {len(problems)} bad value(s)", problems=problems)
+    if fixes:
+        warnings.warn(_describe_fixes(csv, fixes), SpreadsheetWarning, stacklevel=2)
+    lines = frame.index.to_numpy() + 2
     files = frame["file"].astype("string").str.strip()
     paths = (str(root) + os.sep) + files
     out = pd.DataFrame(
@@ -148,12 +239,12 @@ def load(root: str | os.PathLike, split: str = "train", check_files: bool = True
     if "service_test" in frame.columns:
         out["service_test"] = frame["service_test"].to_numpy()
     if check_files:
-        exists = np.fromiter((os.path.exists(p) for p in out["path"]), dtype=bool, count=len(out))
-        missing = np.flatnonzero(~exists)
-        if len(missing):
+        bad = [(i, regular_file_problem(p, "image")) for i, p in enumerate(out["path"])]
+        bad = [(i, why) for i, why in bad if why]
+        if bad:
             raise DatasetError(
-                f"{csv}: {len(missing)} of {len(out)} listed image file(s) not found under {root}",
-                problems=[f"line {i + 2} (data row {i + 1}): {out['path'].iloc[i]}" for i in missing],
+                f"{csv}: {len(bad)} of {len(out)} listed image file(s) not found or not regular files under {root}",
+                problems=[f"line {lines[i]} (data row {lines[i] - 1}): {why}" for i, why in bad],
             )
     return out
 
@@ -161,11 +252,12 @@ def load(root: str | os.PathLike, split: str = "train", check_files: bool = True
 def check(root: str | os.PathLike, decode: bool = True) -> list[str]:
     """Every problem found in a FairFace folder; an empty list means the folder is valid.
 
-    Reports missing or unreadable CSVs, missing columns, bad label values
+    Errors: missing or unreadable CSVs, missing columns, CSVs without a data row, bad label values
     (``csv: line L (data row R): column 'c': bad value ...``), empty file entries, missing image
-    files, duplicate file entries (within and across splits) and, with ``decode``, images that PIL
-    cannot open or decode (garbage or truncated bytes). Each message names the CSV and its line
-    (header = line 1).
+    files (or ones that are not regular files), duplicate file entries (within and across splits)
+    and, with ``decode``, images that PIL cannot open or decode (garbage or truncated bytes). Each
+    message names the CSV and its line (header = line 1). Cells mangled by a spreadsheet round
+    trip, which :func:`load` maps back, are one warning per CSV.
     """
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
@@ -174,16 +266,21 @@ def check(root: str | os.PathLike, decode: bool = True) -> list[str]:
     seen: dict[str, str] = {}  # file -> "csv line L" of its first listing
     for split, name in CSV_FILES.items():
         csv = root / name
-        frame = read_csv_for_check(csv, REQUIRED_COLUMNS, problems)
+        frame = read_csv_for_check(csv, REQUIRED_COLUMNS, problems, _READ)
         if frame is None:
             continue
-        problems += _label_problems(frame, csv)[1]
+        frame, fixes, flag_problems = spreadsheet_fixes(frame, csv)
+        if fixes:
+            problems.append(warning(_describe_fixes(csv, fixes)))
+        if frame.empty and fixes:
+            problems.append(f"{csv}: no data rows (only empty rows); expected one row per image")
+        problems += _label_problems(frame, csv)[1] + flag_problems
         if "file" not in frame.columns:
             continue
         problems += _file_problems(frame, csv)
         files = frame["file"].astype("string").str.strip()
         to_decode: list[tuple[int, str]] = []
-        for i, rel in enumerate(files):
+        for i, rel in zip(frame.index, files):
             if pd.isna(rel) or rel == "":
                 continue
             where = f"{csv}: line {i + 2} (data row {i + 1})"
@@ -192,8 +289,9 @@ def check(root: str | os.PathLike, decode: bool = True) -> list[str]:
                 continue
             seen[rel] = f"{name} line {i + 2}"
             path = root / rel
-            if not path.is_file():
-                problems.append(f"{where}: image file not found: {path}")
+            bad = regular_file_problem(path, "image file")
+            if bad:
+                problems.append(f"{where}: image file not found: {path}" if not os.path.lexists(path) else f"{where}: {bad}")
             elif decode:
                 to_decode.append((i, str(path)))
         if to_decode:

@@ -41,7 +41,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from kerasmt.datasets.base import COMPLETE_MARKER, DatasetError, decode_problem, read_csv_checked, reuse_synthetic, synthetic_writer
+from kerasmt.datasets.base import COMPLETE_MARKER, DatasetError, decode_problem, read_csv_checked, reuse_synthetic, synthetic_writer, warning
 from kerasmt.datasets.fairface import render_face
 
 #: class names of the integer codes in the file names (list position = code)
@@ -179,13 +179,16 @@ def load(root: str | os.PathLike, warn: bool = True) -> pd.DataFrame:
 
 
 def check(root: str | os.PathLike, decode: bool = True) -> list[str]:
-    """Every problem found in a UTKFace folder (empty list = valid): a missing folder, no images,
-    each malformed file name (with the reason) and, with ``decode``, each image PIL cannot decode."""
+    """Every finding in a UTKFace folder (see :mod:`kerasmt.datasets.base`). Errors: a missing
+    folder, no correctly named image and, with ``decode``, each image PIL cannot decode. Each
+    malformed file name (with the reason) is a warning, as :func:`load` skips it with a counted
+    warning (the real dataset has three)."""
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
         return [f"{root}: dataset folder not found"]
     frame, skipped = scan(root)
-    problems = [f"{root}: {message}; expected {EXPECTED_NAME}" for message in skipped]
+    problems: list[str] = [warning(f"{root}: {message}; expected {EXPECTED_NAME} (load skips it)")
+                           for message in skipped]
     if frame.empty:
         problems.append(f"{root}: no image named {EXPECTED_NAME}")
     if decode and len(frame):
@@ -276,27 +279,44 @@ def read_split(csv: str | os.PathLike, root: str | os.PathLike, check_files: boo
     """
     csv = Path(csv)
     root = Path(root).expanduser().resolve()
-    frame = read_csv_checked(csv, SPLIT_COLUMNS)
-    frame = frame.astype({"file": str})
+    frame = read_csv_checked(csv, SPLIT_COLUMNS, dtype=str, keep_default_na=False)
     problems = []
+    values: dict[str, list[int]] = {c: [] for c in ("age", "gender", "race")}
+    expected = {"age": f"an integer age 0..{MAX_AGE}", "gender": "0 (male) or 1 (female)",
+                "race": f"an integer race code 0..{len(LABELS['race']) - 1}"}
     for i, row in enumerate(frame.itertuples(index=False)):
+        where = f"{csv}: line {i + 2}"
+        numbers = {}
+        for column in values:
+            text = str(getattr(row, column)).strip()
+            try:
+                number = float(text)  # save_splits writes ages as 26.0
+                if not number.is_integer():
+                    raise ValueError(text)
+                numbers[column] = int(number)
+            except (ValueError, OverflowError):
+                problems.append(f"{where}: column {column!r}: bad value {text!r}; expected {expected[column]}")
+        if len(numbers) < len(values):
+            continue
+        for column in values:
+            values[column].append(numbers[column])
         try:
             labels = parse_name(row.file)
         except ValueError as exc:
-            problems.append(f"{csv}: line {i + 2}: {exc}")
+            problems.append(f"{where}: {exc}")
             continue
-        if (labels.age, labels.gender, labels.race) != (int(row.age), int(row.gender), int(row.race)):
-            problems.append(f"{csv}: line {i + 2}: labels {row.age}/{row.gender}/{row.race} disagree with "
-                            f"the file name {row.file}")
+        if (labels.age, labels.gender, labels.race) != (numbers["age"], numbers["gender"], numbers["race"]):
+            problems.append(f"{where}: labels {numbers['age']}/{numbers['gender']}/{numbers['race']} disagree "
+                            f"with the file name {row.file}")
     if problems:
         raise DatasetError(f"{csv}: {len(problems)} bad row(s)", problems=problems)
     out = pd.DataFrame(
         {
             "path": [str(root / f) for f in frame["file"]],
             "file": frame["file"].to_numpy(),
-            "age": frame["age"].to_numpy(dtype="float64"),
-            "gender": frame["gender"].to_numpy(dtype="int64"),
-            "race": frame["race"].to_numpy(dtype="int64"),
+            "age": np.asarray(values["age"], dtype="float64"),
+            "gender": np.asarray(values["gender"], dtype="int64"),
+            "race": np.asarray(values["race"], dtype="int64"),
             "datetime": frame["datetime"].astype(str).str.zfill(17).to_numpy(),
         }
     )
