@@ -2,15 +2,25 @@
 
 Real layouts (what :func:`load` reads; :func:`synthesize` writes the first one)::
 
-    iMaterialist 2019 (Kaggle, competition rules)
+    iMaterialist 2019 / 2020 (Kaggle, competition rules)
     <root>/train.csv                  ImageId,EncodedPixels,Height,Width,ClassId
     <root>/label_descriptions.json    {"info", "categories" (46), "attributes" (92)}
-    <root>/train/<ImageId>.jpg
+    <root>/train/<ImageId>.jpg        (2019: ImageId already ends in .jpg; 2020: bare id)
 
     Fashionpedia (CC BY 4.0, COCO JSON, same 46 categories)
     <root>/instances_attributes_train2020.json   images / annotations / categories / attributes
     <root>/instances_attributes_val2020.json
     <root>/train/<file_name>, <root>/test/<file_name>   (val images live in test/)
+
+Categories are matched by *name* against :data:`CATEGORIES` (the 46 of iMaterialist 2019 and the
+2020 Fashionpedia release), not by id: the ids of a ``label_descriptions.json`` or COCO file are
+mapped through their names (:func:`category_mapping`), so an older ontology (Fashionpedia's own
+sample has 48 categories: ``earmuffs`` = 14, ``shoe`` = 24) reads right. Segments of categories
+whose names are not in the list are dropped with one counted warning naming them; the manifest's
+``attrs["category_mapping"]`` holds the ids that were remapped and ``data check`` prints them.
+An image whose real size differs from its annotated Height/Width with the same aspect ratio (a
+resized copy) gets its masks scaled to it (a counted warning); any other size is an error naming
+the image, in :func:`check` and :func:`load_example` alike.
 
 ``EncodedPixels`` is Kaggle run-length encoding (:mod:`kerasmt.rle`: "start length" pairs,
 1-indexed, column-major). ``ClassId`` is ``"<category>"`` or ``"<category>_<attr>_<attr>..."``.
@@ -40,7 +50,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from kerasmt.datasets.base import COMPLETE_MARKER, DatasetError, read_csv_checked, reuse_synthetic, synthetic_writer  # noqa: F401  (COMPLETE_MARKER re-exported)
+from kerasmt.datasets.base import COMPLETE_MARKER, DatasetError, note, read_csv_checked, regular_file_problem, reuse_synthetic, synthetic_writer, warning  # noqa: F401  (COMPLETE_MARKER re-exported)
 from kerasmt.rle import RLEError, check_fits, parse_rle, rle_decode, rle_encode, segmentation_to_rle
 
 # ------------------------------------------------------------------------------------ ontology
@@ -166,10 +176,77 @@ def label_descriptions() -> dict:
 
 
 # --------------------------------------------------------------------------------------- reading
+def _normal_name(name: Any) -> str:
+    return " ".join(str(name).lower().split())
+
+
+_CATEGORY_IDS: dict[str, int] = {_normal_name(name): i for i, name in enumerate(CATEGORIES)}
+
+
+@dataclass(frozen=True)
+class CategoryMapping:
+    """How a file's category ids map onto :data:`CATEGORIES` (matched by name).
+
+    ``ids``: file id -> our id for every category whose name is in the list; ``unknown``: file id
+    -> name of the categories that are not (their segments are dropped); ``source``: the file."""
+
+    ids: Mapping[int, int]
+    unknown: Mapping[int, str]
+    names: Mapping[int, str]
+    source: str = ""
+
+    @property
+    def remapped(self) -> dict[int, int]:
+        """The file ids whose id in :data:`CATEGORIES` differs (file id -> our id)."""
+        return {k: v for k, v in self.ids.items() if k != v}
+
+    def describe(self) -> str:
+        """One line: which ids were remapped (by name) and which names are unknown."""
+        parts = []
+        if self.remapped:
+            shown = ", ".join(f"{k} {self.names[k]!r} -> {v}" for k, v in sorted(self.remapped.items()))
+            parts.append(f"{len(self.remapped)} category id(s) differ from the 46-category list and were "
+                         f"mapped by name: {shown}")
+        if self.unknown:
+            parts.append(f"{len(self.unknown)} category name(s) not in the 46-category list: "
+                         + ", ".join(f"{k} {v!r}" for k, v in sorted(self.unknown.items())))
+        return f"{self.source}: " + "; ".join(parts) if parts else f"{self.source}: category ids as in the 46-category list"
+
+
+def category_mapping(categories: Mapping[int, str], source: str = "") -> CategoryMapping:
+    """Map a file's ``{id: name}`` categories onto :data:`CATEGORIES` by name (case and spacing
+    ignored). Raises :class:`DatasetError` when two file ids carry the same known name."""
+    ids: dict[int, int] = {}
+    unknown: dict[int, str] = {}
+    owner: dict[int, int] = {}
+    for cid, name in categories.items():
+        ours = _CATEGORY_IDS.get(_normal_name(name))
+        if ours is None:
+            unknown[cid] = str(name)
+            continue
+        if ours in owner:
+            raise DatasetError(f"{source}: categories {owner[ours]} and {cid} are both named {name!r}")
+        owner[ours] = cid
+        ids[cid] = ours
+    return CategoryMapping(ids, unknown, dict(categories), source)
+
+
+def _warn_unknown_categories(mapping: CategoryMapping, counts: Mapping[int, int], where: Path) -> None:
+    """One counted warning for the segments dropped because their category name is unknown."""
+    if counts:
+        total = sum(counts.values())
+        shown = ", ".join(f"{mapping.unknown[k]!r} (id {k}): {n}" for k, n in sorted(counts.items()))
+        warnings.warn(f"{where}: dropped {total} segment(s) of {len(counts)} categor(ies) not in the "
+                      f"46-category list: {shown}", stacklevel=3)
+
+
 def _read_categories(path: Path) -> dict[int, str]:
     """``{id: name}`` of a label_descriptions.json / COCO ``categories`` list."""
+    bad = regular_file_problem(path)
+    if bad:
+        raise DatasetError(bad)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, ValueError) as exc:
         raise DatasetError(f"{path}: cannot be read as JSON ({exc})") from exc
     cats = data.get("categories") if isinstance(data, dict) else None
@@ -272,7 +349,8 @@ def load_imaterialist(root: str | os.PathLike, check_files: bool = True) -> pd.D
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset folder not found (expected {CSV_FILE}, {LABEL_FILE} and {IMAGE_DIR}/)")
     labels = root / LABEL_FILE
-    categories = _read_categories(labels) if labels.is_file() else dict(enumerate(CATEGORIES))
+    categories = _read_categories(labels) if os.path.lexists(labels) else dict(enumerate(CATEGORIES))
+    mapping = category_mapping(categories, str(labels if os.path.lexists(labels) else CSV_FILE))
     csv = root / CSV_FILE
     frame = read_csv_checked(csv, REQUIRED_COLUMNS)
     problems, parsed = _imaterialist_problems(frame, csv, categories)
@@ -283,33 +361,61 @@ def load_imaterialist(root: str | os.PathLike, check_files: bool = True) -> pd.D
     _warn_dropped("row(s) with an empty EncodedPixels", lines[parsed["empty"]].tolist(), csv)
     _warn_dropped("duplicate row(s)", lines[duplicate & ~parsed["empty"]].tolist(), csv)
     keep = ~parsed["empty"] & ~duplicate
-    image_ids = parsed["image_id"].astype(str).to_numpy(dtype=object)
-    files = np.array([f"{IMAGE_DIR}/{i}.jpg" for i in image_ids], dtype=object)
+    unknown = np.isin(parsed["class_id"], list(mapping.unknown)) & keep
+    _warn_unknown_categories(mapping, pd.Series(parsed["class_id"][unknown]).value_counts().to_dict(), csv)
+    keep &= ~unknown
+    class_ids = np.array([mapping.ids.get(int(c), -1) for c in parsed["class_id"]], dtype=np.int64)
+    image_ids = np.array([image_stem(i) for i in parsed["image_id"].astype(str)], dtype=object)
+    files = np.array([f"{IMAGE_DIR}/{image_file_name(i)}" for i in parsed["image_id"].astype(str)], dtype=object)
     out = pd.DataFrame({
         "image_id": image_ids,
         "file": files,
         "path": [str(root / f) for f in files],
         "height": parsed["height"].astype(np.int64),
         "width": parsed["width"].astype(np.int64),
-        "class_id": parsed["class_id"],
+        "class_id": class_ids,
         "attributes": parsed["attributes"],
         "rle": frame["EncodedPixels"].astype(str).str.strip().to_numpy(dtype=object),
         "area": parsed["area"],
         "source": [f"{CSV_FILE}:{line}" for line in lines],
     })[keep].reset_index(drop=True)
+    if out.empty:
+        raise DatasetError(f"{csv}: no usable segment ({len(frame)} row(s): {int(parsed['empty'].sum())} with an "
+                           f"empty EncodedPixels, {int(unknown.sum())} of categories not in the 46-category list)")
+    out.attrs["category_mapping"] = mapping
     if check_files:
         _check_image_files(out, csv)
     return out
 
 
+#: image file endings an ``ImageId`` may already carry (iMaterialist 2019: ``<hash>.jpg``)
+_IMAGE_ENDINGS: tuple[str, ...] = (".jpg", ".jpeg", ".png")
+
+
+def image_file_name(image_id: str) -> str:
+    """The file of an ``ImageId`` in ``train/``: 2019 ids already end in ``.jpg`` (kept), 2020
+    ids are bare (``.jpg`` appended)."""
+    image_id = str(image_id).strip()
+    return image_id if image_id.lower().endswith(_IMAGE_ENDINGS) else f"{image_id}.jpg"
+
+
+def image_stem(image_id: str) -> str:
+    """An ``ImageId`` without its image ending, so 2019 and 2020 ids of an image agree."""
+    image_id = str(image_id).strip()
+    return image_id.rsplit(".", 1)[0] if image_id.lower().endswith(_IMAGE_ENDINGS) else image_id
+
+
 def _check_image_files(manifest: pd.DataFrame, listed_in: Path) -> None:
     first = manifest.drop_duplicates("image_id")
-    exists = np.fromiter((os.path.exists(p) for p in first["path"]), dtype=bool, count=len(first))
-    missing = first[~exists]
-    if len(missing):
+    bad = [(row, regular_file_problem(row.path, "image")) for row in first.itertuples()]
+    bad = [(row, why) for row, why in bad if why]
+    if bad:
+        absent = sum(not os.path.lexists(row.path) for row, _ in bad)
         raise DatasetError(
-            f"{listed_in}: {len(missing)} of {len(first)} listed image(s) not found",
-            problems=[f"{row.source}: ImageId {row.image_id}: {row.path}" for row in missing.itertuples()],
+            f"{listed_in}: {len(bad)} of {len(first)} listed image(s) not found"
+            + (f" or not regular files ({len(bad) - absent} of them)" if absent < len(bad) else ""),
+            problems=[f"{row.source}: ImageId {row.image_id}: {row.path}" + ("" if not os.path.lexists(row.path) else f" ({why.rsplit(': ', 1)[-1]})")
+                      for row, why in bad],
         )
 
 
@@ -322,16 +428,26 @@ def load_coco(annotations: str | os.PathLike, image_dir: str | os.PathLike, chec
     segmentation are dropped with one counted warning.
     """
     annotations, image_dir = Path(annotations), Path(image_dir)
-    if not annotations.is_file():
-        raise DatasetError(f"{annotations}: annotation file not found")
+    bad = regular_file_problem(annotations, "annotation file")
+    if bad:
+        raise DatasetError(bad)
     try:
-        data = json.loads(annotations.read_text())
+        data = json.loads(annotations.read_text(encoding="utf-8-sig"))
     except (OSError, ValueError) as exc:
         raise DatasetError(f"{annotations}: cannot be read as JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise DatasetError(f"{annotations}: expected a COCO instances file (a JSON object), got {type(data).__name__}")
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
             raise DatasetError(f"{annotations}: missing list {key!r}; expected a COCO instances file")
-    categories = {int(c["id"]): c.get("name") for c in data["categories"]}
+    categories = {}
+    for i, c in enumerate(data["categories"]):
+        try:
+            categories[int(c["id"])] = str(c["name"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DatasetError(f"{annotations}: categories[{i}] needs an integer 'id' and a 'name', got {c!r}") from exc
+    mapping = category_mapping(categories, str(annotations))
+    unknown_counts: dict[int, int] = {}
     images = {}
     problems: list[str] = []
     for i, img in enumerate(data["images"]):
@@ -351,6 +467,9 @@ def load_coco(annotations: str | os.PathLike, image_dir: str | os.PathLike, chec
             problems.append(f"{where}: unknown category_id {cid!r}; categories have ids "
                             f"{min(categories)}..{max(categories)}")
             continue
+        if cid in mapping.unknown:
+            unknown_counts[cid] = unknown_counts.get(cid, 0) + 1
+            continue
         file_name, h, w = images[image_id]
         seg = ann.get("segmentation")
         if not seg:
@@ -367,7 +486,7 @@ def load_coco(annotations: str | os.PathLike, image_dir: str | os.PathLike, chec
         runs = parse_rle(rle)
         rows.append({
             "image_id": str(image_id), "file": file_name, "path": str(image_dir / file_name),
-            "height": h, "width": w, "class_id": int(cid),
+            "height": h, "width": w, "class_id": mapping.ids[cid],
             "attributes": tuple(int(a) for a in ann.get("attribute_ids", []) or ()),
             "rle": rle, "area": int(runs[:, 1].sum()), "source": f"{annotations.name}:annotations[{i}]",
         })
@@ -376,9 +495,15 @@ def load_coco(annotations: str | os.PathLike, image_dir: str | os.PathLike, chec
     if empty:
         warnings.warn(f"{annotations}: dropped {len(empty)} annotation(s) with an empty segmentation "
                       f"(indices {empty[:10]}{' ...' if len(empty) > 10 else ''})", stacklevel=2)
+    _warn_unknown_categories(mapping, unknown_counts, annotations)
     out = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
     for column in ("height", "width", "class_id", "area"):
         out[column] = out[column].astype(np.int64)
+    if out.empty:
+        raise DatasetError(f"{annotations}: no usable annotation ({len(data['annotations'])} annotation(s), "
+                           f"{len(data['images'])} image(s): {len(empty)} with an empty segmentation, "
+                           f"{sum(unknown_counts.values())} of categories not in the 46-category list)")
+    out.attrs["category_mapping"] = mapping
     if check_files:
         _check_image_files(out, annotations)
     return out
@@ -417,36 +542,88 @@ def load(root: str | os.PathLike, split: str = "train", check_files: bool = True
     return load_coco(root / name, root / folder, check_files)
 
 
+def _oriented_size(path: str) -> tuple[int, int]:
+    """``(height, width)`` of an image as decoders show it (EXIF orientations 5-8 swap the sides);
+    reads the header only. Raises :class:`DatasetError` for a file that is not a regular file."""
+    from PIL import Image
+
+    bad = regular_file_problem(path, "image")
+    if bad:
+        raise DatasetError(bad)
+    with Image.open(path) as img:
+        w, h = img.size
+        try:
+            orientation = img.getexif().get(0x0112, 1)
+        except Exception:  # noqa: BLE001 - a broken EXIF block: no orientation
+            orientation = 1
+    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
+
+
+def size_mismatch(real: tuple[int, int], annotated: tuple[int, int]) -> str | None:
+    """How an image's real ``(height, width)`` relates to its annotated one: None (equal),
+    ``"scaled"`` (the same aspect ratio up to rounding: a resized copy, masks are scaled with it)
+    or ``"different"`` (masks cannot be placed on it)."""
+    (h, w), (ah, aw) = real, annotated
+    if (h, w) == (ah, aw):
+        return None
+    # a resize by some factor f rounds each side by at most 1 pixel: |h - f ah| <= 1, |w - f aw| <= 1
+    low = max((h - 1) / ah, (w - 1) / aw)
+    high = min((h + 1) / ah, (w + 1) / aw)
+    return "scaled" if low <= high else "different"
+
+
+def _size_message(path: str, real: tuple[int, int], annotated: tuple[int, int], source: str, kind: str) -> str:
+    text = f"{path}: image is {real[0]}x{real[1]} (HxW) but {source} says {annotated[0]}x{annotated[1]}"
+    if kind == "scaled":
+        return text + "; same aspect ratio (a resized copy): its masks are scaled to the image"
+    return text + "; a different aspect ratio: the masks cannot be placed on this image (not the annotated image?)"
+
+
 def check(root: str | os.PathLike, decode: bool = True) -> list[str]:
-    """Every problem found in a dataset folder (empty list = valid): the reader's errors and,
-    with ``decode``, images that PIL cannot open or whose size differs from the annotations."""
+    """Every finding in a dataset folder (see :mod:`kerasmt.datasets.base`).
+
+    Errors: everything :func:`load` refuses (each problem it lists), images that cannot be decoded
+    or are not regular files and images whose size differs from the annotations with another
+    aspect ratio. Warnings: what :func:`load` drops or changes with a counted warning (empty or
+    duplicate rows, categories not in the 46-category list) and, with ``decode``, images that are
+    resized copies of the annotated size (masks are scaled). A note gives the category ids that
+    were mapped by name when they differ from the 46-category list.
+    """
+    root = Path(root).expanduser().resolve()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             manifest = load(root, check_files=True)
     except DatasetError as exc:
         return exc.problems or [str(exc)]
+    findings: list[str] = [warning(str(w.message)) for w in caught if issubclass(w.category, UserWarning)]
+    mapping = manifest.attrs.get("category_mapping")
+    if mapping is not None and (mapping.remapped or mapping.unknown):
+        findings.append(note(mapping.describe()))
     if not decode:
-        return []
+        return findings
     from PIL import Image
 
-    problems = []
     first = manifest.drop_duplicates("image_id")
 
     def _probe(row) -> str | None:
         try:
+            real = _oriented_size(row.path)
             with Image.open(row.path) as img:
                 img.load()
-                w, h = img.size
+        except DatasetError as exc:
+            return str(exc)
         except Exception as exc:  # PIL raises several types
             return f"{row.path}: cannot decode image ({type(exc).__name__}: {exc})"
-        if (h, w) != (row.height, row.width):
-            return f"{row.path}: image is {h}x{w} but {row.source} says {row.height}x{row.width}"
-        return None
+        kind = size_mismatch(real, (row.height, row.width))
+        if kind is None:
+            return None
+        message = _size_message(row.path, real, (row.height, row.width), row.source, kind)
+        return warning(message) if kind == "scaled" else message
 
     with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
-        problems = [p for p in pool.map(_probe, first.itertuples()) if p]
-    return problems
+        findings += [p for p in pool.map(_probe, first.itertuples()) if p]
+    return findings
 
 
 # -------------------------------------------------------------------------------- label reduction
@@ -600,14 +777,20 @@ class Example:
     masks: np.ndarray
     labels: np.ndarray
     dropped: int = 0
+    rescaled: bool = False  # the image is a resized copy of its annotated size; masks were scaled
 
 
 def load_example(image: pd.Series | Mapping, segments: pd.DataFrame, size: int = IMAGE_SIZE) -> Example:
     """Decode one image and its (reduced) segments, letterboxed to ``size``. Masks are decoded at
     the original size and resized with the image's geometry; a mask that vanishes is dropped
     (counted in ``Example.dropped``)."""
+    annotated = (int(image["height"]), int(image["width"]))
+    real = _oriented_size(image["path"])
+    kind = size_mismatch(real, annotated)
+    if kind == "different":
+        raise DatasetError(_size_message(image["path"], real, annotated, "the annotation", kind))
     img = _open_rgb(image["path"], size)
-    x = letterbox_image(img, size, source_size=(int(image["height"]), int(image["width"])))
+    x = letterbox_image(img, size, source_size=annotated)  # a resized copy: masks scale with it
     masks, labels = [], []
     dropped = 0
     for rle, label in zip(segments["rle"], segments["label"]):
@@ -618,7 +801,7 @@ def load_example(image: pd.Series | Mapping, segments: pd.DataFrame, size: int =
         else:
             dropped += 1
     masks_arr = np.stack(masks) if masks else np.zeros((0, size, size), dtype=bool)
-    return Example(x, masks_arr, np.asarray(labels, dtype=np.int64), dropped)
+    return Example(x, masks_arr, np.asarray(labels, dtype=np.int64), dropped, rescaled=kind == "scaled")
 
 
 def semantic_map(masks: np.ndarray, labels: Sequence[int]) -> np.ndarray:
@@ -659,15 +842,21 @@ def decode_examples(images: pd.DataFrame, segments: pd.DataFrame, size: int = IM
         results = list(pool.map(_one, rows))
     x = np.zeros((len(rows), size, size, 3), dtype=np.uint8)
     sem = np.zeros((len(rows), size, size), dtype=np.uint8)
-    masks, labels, dropped = [], [], 0
+    masks, labels, dropped, rescaled = [], [], 0, []
     for i, (ex, s) in enumerate(results):
         x[i], sem[i] = ex.image, s
         dropped += ex.dropped
+        if ex.rescaled:
+            rescaled.append(str(rows[i]["path"]))
         if keep_instances:
             masks.append(ex.masks)
             labels.append(ex.labels)
     if dropped:
         warnings.warn(f"{dropped} segment(s) vanished when letterboxing to {size}px and were dropped", stacklevel=2)
+    if rescaled:
+        warnings.warn(f"{len(rescaled)} image(s) are resized copies of their annotated Height/Width (same aspect "
+                      f"ratio); their masks were scaled to them: {', '.join(rescaled[:5])}"
+                      f"{' ...' if len(rescaled) > 5 else ''}", stacklevel=2)
     return Decoded(x, sem, masks, labels, dropped)
 
 
