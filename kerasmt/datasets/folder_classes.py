@@ -51,7 +51,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from kerasmt.datasets.base import COMPLETE_MARKER, DatasetError, reuse_synthetic, synthetic_writer  # noqa: F401  (COMPLETE_MARKER re-exported)
+from kerasmt.datasets.base import COMPLETE_MARKER, DatasetError, reuse_synthetic, synthetic_writer, warning  # noqa: F401  (COMPLETE_MARKER re-exported)
 
 #: the 73 class folders of the Beauty dataset (report section 2.1; "Eyesmakeup" and the OCR'd
 #: "Eyelinera ndeyepencils" spelled as in the report's directory listings)
@@ -250,7 +250,8 @@ def scan(root: str | os.PathLike, verify: bool = False) -> pd.DataFrame:
         raise DatasetError(f"{root}: dataset folder not found (expected one sub-folder of images per class)")
     rows: list[tuple[str, str, str, str]] = []
     skipped: list[str] = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for folder in folders:
         for entry in sorted(folder.iterdir()):
             if entry.name.startswith("."):
                 continue
@@ -268,9 +269,24 @@ def scan(root: str | os.PathLike, verify: bool = False) -> pd.DataFrame:
     if frame.empty:
         raise DatasetError(f"{root}: no class folder with images found (expected <root>/<class>/<image>"
                            f" with extensions {sorted(IMAGE_EXTENSIONS)})")
+    _refuse_empty_classes(root, {class_name(f.name) for f in folders}, set(frame["class_name"]),
+                          [f.name for f in folders])
     classes = sorted(frame["class_name"].unique())
     frame["label"] = frame["class_name"].map({c: i for i, c in enumerate(classes)}).astype(np.int64)
     return frame.sort_values(["label", "file", "folder"], kind="stable").reset_index(drop=True)
+
+
+def _refuse_empty_classes(root: Path, every: set[str], with_images: set[str], folders: Sequence[str]) -> None:
+    """Labels are the positions of the sorted class names: a class folder without a (usable) image
+    would drop out and shift every later label, so it is an error naming the folders."""
+    empty = sorted(every - with_images)
+    if empty:
+        names = [f for f in folders if class_name(f) in empty]
+        raise DatasetError(
+            f"{root}: {len(empty)} class(es) without an image: {names[:10]}{' ...' if len(names) > 10 else ''}; "
+            f"labels are the positions of the sorted class names, so a class without images would shift "
+            f"every later label: add images or remove the folder(s)"
+        )
 
 
 def split_manifest(raw: pd.DataFrame, fractions: Sequence[float] = FRACTIONS) -> pd.DataFrame:
@@ -299,11 +315,13 @@ def _is_split_root(root: Path) -> bool:
 def _scan_split_root(root: Path, verify: bool) -> pd.DataFrame:
     rows: list[tuple[str, str, str, str]] = []
     skipped: list[str] = []
+    every: set[str] = set()
     for split in SPLITS:
         folder = root / split
         if not folder.is_dir():
             continue
         for cls in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            every.add(cls.name)
             for entry in sorted(cls.iterdir()):
                 if entry.name.startswith("."):
                     continue
@@ -320,6 +338,13 @@ def _scan_split_root(root: Path, verify: bool) -> pd.DataFrame:
     if frame.empty:
         raise DatasetError(f"{root}: no images under {'/'.join(SPLITS)}/<class>/ "
                            f"(expected e.g. {root / 'train' / '<class>' / 'image.jpg'})")
+    _refuse_empty_classes(root, every, set(frame["class_name"]), sorted(every))
+    gaps = [f"{split}/{name}" for split in SPLITS if (root / split).is_dir()
+            for name in sorted(every - set(frame.loc[frame["split"] == split, "class_name"]))]
+    if gaps:
+        warnings.warn(f"{root}: {len(gaps)} class folder(s) missing or without images in a split (the class "
+                      f"keeps its label from the other splits): {', '.join(gaps[:10])}{' ...' if len(gaps) > 10 else ''}",
+                      stacklevel=3)
     classes = sorted(frame["class_name"].unique())
     frame["label"] = frame["class_name"].map({c: i for i, c in enumerate(classes)}).astype(np.int64)
     return frame
@@ -429,35 +454,42 @@ def write_split(
     return load(out, split=None)
 
 
-def _class_images(folder: Path, problems: list[str]) -> list[Path]:
-    """The image files of one class folder (sorted, hidden entries skipped); anything else, and an
-    empty class, is appended to ``problems``."""
+def _class_images(folder: Path, problems: list[str], empty_is_error: bool = True) -> list[Path]:
+    """The image files of one class folder (sorted, hidden entries skipped); anything else is a
+    warning in ``problems`` (:func:`load` skips it with a counted warning), an empty class folder an
+    error (it would shift every later label) or, with ``empty_is_error=False``, a warning."""
     images = []
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith("."):
             continue
         if not entry.is_file() or not _is_image(entry.name):
-            problems.append(f"{entry}: not an image file (extensions {sorted(IMAGE_EXTENSIONS)})")
+            what = "not an image file" if entry.is_file() else "not a regular file"
+            problems.append(warning(f"{entry}: {what} (extensions {sorted(IMAGE_EXTENSIONS)}); load skips it"))
             continue
         images.append(entry)
     if not images:
-        problems.append(f"{folder}: class folder holds no image")
+        message = f"{folder}: class folder holds no image"
+        problems.append(message + " (a class without images would shift every later label)" if empty_is_error
+                        else warning(message + " (the class keeps its label from the other splits)"))
     return images
 
 
 def check(root: str | os.PathLike, decode: bool = True) -> list[str]:
-    """Every problem found in a dataset folder (raw or split root); an empty list means valid.
+    """Every finding in a dataset folder, raw or split root (see :mod:`kerasmt.datasets.base`).
 
-    Reports: a missing folder, no class folders, empty class folders, non-image files, images PIL
-    cannot decode (with ``decode``), class folders present in one split but missing in another, a
-    file (same class and name) in two splits, and classes with too few images to get one
-    validation and one test image.
+    Errors: a missing folder, no class folders or no image at all, a class without any image (it
+    would shift every later label), a missing split folder, a file (same class and name) in two
+    splits and images PIL cannot decode (with ``decode``). Warnings (what :func:`load` handles):
+    entries that are not image files (skipped), a class folder missing or empty in one split or a
+    source folder empty while its class has images elsewhere, and classes with too few images for
+    one validation and one test image.
     """
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
         return [f"{root}: dataset folder not found"]
     problems: list[str] = []
     files: list[str] = []
+    per_class: dict[str, int] = {}
     if _is_split_root(root):
         present: dict[str, set[str]] = {}
         seen: dict[tuple[str, str], str] = {}
@@ -469,7 +501,8 @@ def check(root: str | os.PathLike, decode: bool = True) -> list[str]:
             classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
             present[split] = {c.name for c in classes}
             for cls in classes:
-                images = _class_images(cls, problems)
+                images = _class_images(cls, problems, empty_is_error=False)
+                per_class[cls.name] = per_class.get(cls.name, 0) + len(images)
                 for entry in images:
                     key = (cls.name, entry.name)
                     if key in seen:
@@ -480,22 +513,30 @@ def check(root: str | os.PathLike, decode: bool = True) -> list[str]:
         every = set().union(*present.values()) if present else set()
         for split, names in present.items():
             for missing in sorted(every - names):
-                problems.append(f"{root / split}: class folder {missing!r} missing (present in another split)")
+                problems.append(warning(f"{root / split}: class folder {missing!r} missing (present in another "
+                                        f"split; the class keeps its label)"))
     else:
         folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
         if not folders:
             return problems + [f"{root}: no class folders (expected <root>/<class>/<image> or "
                                f"{'/'.join(SPLITS)} folders)"]
-        per_class: dict[str, int] = {}
         for folder in folders:
-            images = _class_images(folder, problems)
+            images = _class_images(folder, problems, empty_is_error=False)
             name = class_name(folder.name)
             per_class[name] = per_class.get(name, 0) + len(images)
             files += [str(p) for p in images]
         for name, n in sorted(per_class.items()):
             if 0 < n and min(split_counts(n)[1:]) == 0:
-                problems.append(f"{root}: class {name!r} has {n} image(s): too few for a validation "
-                                f"and a test image with fractions {FRACTIONS}")
+                problems.append(warning(f"{root}: class {name!r} has {n} image(s): too few for a validation "
+                                        f"and a test image with fractions {FRACTIONS}"))
+    if not files:
+        problems.append(f"{root}: no image in any class folder (expected <root>/<class>/<image> with extensions "
+                        f"{sorted(IMAGE_EXTENSIONS)})")
+    else:
+        for name, n in sorted(per_class.items()):
+            if n == 0:
+                problems.append(f"{root}: class {name!r} has no image in any folder: load refuses it (a class "
+                                f"without images would shift every later label)")
     if decode and files:
         for i in _unreadable(files):
             problems.append(f"{files[i]}: image cannot be decoded")

@@ -267,6 +267,21 @@ def load(
                 f"they are kept without masks (no segmentation loss)",
                 stacklevel=2,
             )
+        if check_files:
+            rows = [(i, [out["path"].iloc[i]] + [mask_cols[c][i] for c in MASK_COLUMNS])
+                    for i in np.flatnonzero(has_mask)]
+            flat = [f for _, files in rows for f in files]
+            with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+                sizes = dict(zip(flat, pool.map(_header_size, flat, chunksize=64)))
+            wrong = [
+                f"{_where(csv, i, filenames[i])}: {_size_problem(Path(f), sizes[f], sizes[files[0]])}"
+                for i, files in rows for f in files[1:]
+                if sizes[f] is not None and sizes[files[0]] is not None and sizes[f] != sizes[files[0]]
+            ]
+            if wrong:
+                raise DatasetError(f"{folder / MASKS_DIR}: {len(wrong)} mask(s) of another size than their image "
+                                   f"(masks are not resized: a part mask must match its image pixel for pixel)",
+                                   problems=wrong)
     out["has_mask"] = has_mask
     for column in MASK_COLUMNS:
         out[column] = pd.Series(mask_cols[column], dtype=object)
@@ -291,6 +306,23 @@ def merge_skin(label_maps: np.ndarray) -> np.ndarray:
     lut = np.array([0, 1, 2, 3, 4, 5, 6, 6, 6, -1], dtype=np.int8)  # index -1 -> last entry
     label_maps = np.asarray(label_maps)
     return lut[label_maps.astype(np.int64)]
+
+
+def _header_size(path: str) -> tuple[int, int] | None:
+    """``(width, height)`` from an image's header (no decoding), None if it cannot be read (the
+    decode check reports those)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except Exception:  # noqa: BLE001 - UnidentifiedImageError, OSError, ...
+        return None
+
+
+def _size_problem(mask: Path, msize: tuple[int, int], size: tuple[int, int]) -> str:
+    return (f"mask {mask.name} is {msize[0]}x{msize[1]} (WxH) but the image is {size[0]}x{size[1]}; "
+            f"masks must have their image's size")
 
 
 def _pil_problem(path: str) -> tuple[str | None, tuple[int, int] | None]:
@@ -353,10 +385,7 @@ def check(root: str | os.PathLike, decode: bool = True) -> list[str]:
                     if merror:
                         problems.append(f"{_where(csv, i, name)}: mask cannot be decoded: {f} ({merror})")
                     elif size is not None and msize != size:
-                        problems.append(
-                            f"{_where(csv, i, name)}: mask {f.name} is {msize[0]}x{msize[1]} (WxH) but the image "
-                            f"is {size[0]}x{size[1]}; masks must have their image's size"
-                        )
+                        problems.append(f"{_where(csv, i, name)}: {_size_problem(f, msize, size)}")
     return problems
 
 
