@@ -134,6 +134,10 @@ def scan(root: str | os.PathLike) -> tuple[pd.DataFrame, list[str]]:
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset folder not found (expected a folder of {EXPECTED_NAME} images)")
     rows, skipped = [], []
+    for entry in os.scandir(root):  # an image name that is not a regular file (a FIFO would block a decoder)
+        if not entry.name.startswith(".") and entry.name.lower().endswith(IMAGE_SUFFIXES) and not entry.is_file():
+            skipped.append(f"{entry.name}: not a regular file (a folder, FIFO or device)")
+    skipped.sort()
     for name in _image_files(root):
         try:
             labels = parse_name(name)

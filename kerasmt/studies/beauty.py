@@ -550,12 +550,21 @@ def evaluate_test(result: RegimeResult, data: BeautyData, batch_size: int = 128)
 
 
 # --------------------------------------------------------------------------------- regrouping
-def find_groups(result: RegimeResult, data: BeautyData, n_groups: int = REPORT_N_GROUPS, soft: bool = True,
+def default_n_groups(n_classes: int) -> int:
+    """The grouped class count for ``n_classes`` classes: the report's 42 groups of 73 classes,
+    and the same share (rounded, at least 2 and at most ``n_classes``) for any other dataset."""
+    if n_classes == len(fc.CLASSES):
+        return REPORT_N_GROUPS
+    return int(min(n_classes, max(2, round(n_classes * REPORT_N_GROUPS / len(fc.CLASSES)))))
+
+
+def find_groups(result: RegimeResult, data: BeautyData, n_groups: int | None = None, soft: bool = True,
                 method: str = regroup.LINKAGE_METHOD) -> regroup.Grouping:
     """Groups of confusable classes from a result's validation predictions: agglomerative
     clustering (:func:`kerasmt.regroup.derive_groups`) of the symmetrised confusion rates of the
-    soft confusion matrix (summed probabilities; ``soft=False``: argmax counts, as the report)."""
-    n_groups = min(int(n_groups), data.n_classes)
+    soft confusion matrix (summed probabilities; ``soft=False``: argmax counts, as the report).
+    ``n_groups`` None: :func:`default_n_groups` of the loaded classes (42 on the report's 73)."""
+    n_groups = min(int(default_n_groups(data.n_classes) if n_groups is None else n_groups), data.n_classes)
     matrix = (regroup.soft_confusion(result.y_val, result.val_proba, data.n_classes) if soft
               else result.confusion())
     return regroup.derive_groups(matrix, n_groups, data.class_names, method=method)
