@@ -346,3 +346,13 @@ def test_attribute_header_only_csv(attributes, tmp_path):
     with pytest.raises(DatasetError, match=r"Test\.csv: no data rows"):
         pa.load(root, "test")
     assert any("Test.csv: no data rows" in p for p in errors(pa.check(root)))
+
+
+def test_beauty_empty_split_is_an_error(tmp_path):
+    root = _classes(tmp_path / "raw", {"A": 2, "B": 2})  # 2 images per class: all in train
+    assert len(fc.load(root, "train")) == 4
+    with pytest.raises(DatasetError, match="no image in split 'validation'"):
+        fc.load(root, "validation")
+    findings = fc.check(root)
+    assert _levels(findings) == ["warning", "warning", "error", "error"]  # too few for validation and test
+    assert "the validation split would hold no image" in findings[2]

@@ -591,20 +591,32 @@ def check(root: str | os.PathLike, decode: bool = True) -> list[str]:
     """
     root = Path(root).expanduser().resolve()
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            manifest = load(root, check_files=True)
+        kind = detect_format(root) if root.is_dir() else None
     except DatasetError as exc:
-        return exc.problems or [str(exc)]
-    findings: list[str] = [warning(str(w.message)) for w in caught if issubclass(w.category, UserWarning)]
-    mapping = manifest.attrs.get("category_mapping")
-    if mapping is not None and (mapping.remapped or mapping.unknown):
-        findings.append(note(mapping.describe()))
-    if not decode:
+        return [str(exc)]
+    splits = ["train"] if kind != "fashionpedia" else \
+        [s for s, (name, _) in FASHIONPEDIA_FILES.items() if os.path.lexists(root / name)]
+    findings: list[str] = []
+    manifests = []
+    for split in splits:
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                part = load(root, split=split, check_files=True)
+        except DatasetError as exc:
+            findings += exc.problems or [str(exc)]
+            continue
+        findings += [warning(str(w.message)) for w in caught if issubclass(w.category, UserWarning)]
+        mapping = part.attrs.get("category_mapping")
+        if mapping is not None and (mapping.remapped or mapping.unknown):
+            findings.append(note(mapping.describe()))
+        manifests.append(part)
+    if not decode or not manifests:
         return findings
+    manifest = pd.concat(manifests, ignore_index=True)
     from PIL import Image
 
-    first = manifest.drop_duplicates("image_id")
+    first = manifest.drop_duplicates("path")
 
     def _probe(row) -> str | None:
         try:

@@ -377,6 +377,10 @@ def load(
     frame = frame.sort_values(["label", "file"], kind="stable").reset_index(drop=True)
     if split is not None:
         frame = frame[frame["split"] == split].reset_index(drop=True)
+        if frame.empty:
+            raise DatasetError(f"{root}: no image in split {split!r} (a split root needs images in "
+                               f"{root / split}/<class>/; a raw root's classes need enough images for "
+                               f"fractions {tuple(fractions)})")
     return frame
 
 
@@ -500,6 +504,7 @@ def check(root: str | os.PathLike, decode: bool = True) -> list[str]:
                 continue
             classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
             present[split] = {c.name for c in classes}
+            before = len(files)
             for cls in classes:
                 images = _class_images(cls, problems, empty_is_error=False)
                 per_class[cls.name] = per_class.get(cls.name, 0) + len(images)
@@ -510,6 +515,8 @@ def check(root: str | os.PathLike, decode: bool = True) -> list[str]:
                     else:
                         seen[key] = f"{split}/{cls.name}"
                 files += [str(p) for p in images]
+            if len(files) == before:
+                problems.append(f"{folder}: no image in this split (load refuses an empty split)")
         every = set().union(*present.values()) if present else set()
         for split, names in present.items():
             for missing in sorted(every - names):
@@ -529,6 +536,11 @@ def check(root: str | os.PathLike, decode: bool = True) -> list[str]:
             if 0 < n and min(split_counts(n)[1:]) == 0:
                 problems.append(warning(f"{root}: class {name!r} has {n} image(s): too few for a validation "
                                         f"and a test image with fractions {FRACTIONS}"))
+        totals = np.sum([split_counts(n) for n in per_class.values()], axis=0) if per_class else np.zeros(3)
+        for split, total in zip(SPLITS, totals):
+            if total == 0 and per_class and any(per_class.values()):
+                problems.append(f"{root}: the {split} split would hold no image with fractions {FRACTIONS} "
+                                f"(load refuses an empty split)")
     if not files:
         problems.append(f"{root}: no image in any class folder (expected <root>/<class>/<image> with extensions "
                         f"{sorted(IMAGE_EXTENSIONS)})")

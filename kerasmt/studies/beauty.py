@@ -140,6 +140,10 @@ def load_data(
     everything = fc.load(root, split=None)
     names = fc.class_names(everything)
     manifests = {s: everything[everything["split"] == s].reset_index(drop=True) for s in fc.SPLITS}
+    empty = [s for s, m in manifests.items() if m.empty]
+    if empty:
+        raise fc.DatasetError(f"{root}: no image in split(s) {empty}: the study needs images in "
+                              f"{', '.join(fc.SPLITS)} (too few images per class for the 80/10/10 split?)")
     images = {s: pipeline.load_images(m["path"].tolist(), image_size, 3, cache_dir=cache_dir)
               for s, m in manifests.items()}
     return BeautyData(manifests, images, names, Path(root), synthetic, int(image_size))
