@@ -175,6 +175,10 @@ def test_fifo_in_place_of_a_fashion_image_is_an_error_not_a_hang(tmp_path):
     images = fd.image_table(reduced)
     with pytest.raises(DatasetError, match="FIFO"):
         _finishes(lambda: fd.load_example(images.iloc[1], reduced[reduced["image_id"] == "b"], 32))
+    for name in (fd.CSV_FILE, fd.LABEL_FILE):
+        (root / name).unlink()
+        os.mkfifo(root / name)
+        assert "FIFO" in _finishes(lambda: fd.check(root))[0]
 
 
 # ------------------------------------------------------------------------------------ fairface
@@ -207,6 +211,16 @@ def test_fairface_after_a_spreadsheet_round_trip(tmp_path, capsys):
     assert cli.main(["data", "check", "fairface", str(root)]) == 0
     assert cli.main(["data", "check", "fairface", str(root), "--strict"]) == 1
     capsys.readouterr()
+
+
+def test_fairface_semicolon_separated_export(tmp_path):
+    root = _fairface(tmp_path, [("3-9", "Male", "White", "True"), ("Oct-19", "Female", "Indian", "False")])
+    csv = root / ff.CSV_FILES["train"]
+    csv.write_text(csv.read_text(encoding="utf-8-sig").replace(",", ";"))
+    with pytest.warns(ff.SpreadsheetWarning, match=r"2 cell\(s\) or row\(s\).*separated by ';'"):
+        train = ff.load(root)
+    assert [ff.LABELS["age"][a] for a in train["age"]] == ["3-9", "10-19"]
+    assert [level_of(f) for f in ff.check(root) if "train" in f] == ["warning"]
 
 
 def test_fairface_unmappable_values_stay_errors(tmp_path):

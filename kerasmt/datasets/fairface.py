@@ -79,6 +79,21 @@ _SPLIT_IDS = {"train": 1, "val": 2}
 
 #: how the CSVs are read: every cell as text (empty cells stay NaN)
 _READ = {"dtype": str}
+
+
+def _read_options(csv: Path) -> dict:
+    """:data:`_READ`, with ``sep=";"`` when the header is semicolon-separated (a spreadsheet's CSV
+    export in locales whose decimal mark is a comma)."""
+    try:
+        with open(csv, "rb") as f:  # the readers have checked it is a regular file
+            header = f.readline(4096).decode("utf-8-sig", errors="replace")
+    except OSError:
+        return dict(_READ)
+    return {**_READ, "sep": ";"} if header.count(";") >= 3 and "," not in header else dict(_READ)
+
+
+def _separator_fix(csv: Path, options: dict) -> list[str]:
+    return [f"{csv}: line 1: fields separated by ';' (a spreadsheet export)"] if options.get("sep") == ";" else []
 _MONTHS = {m: i + 1 for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
                                              "nov", "dec"))}
 _DATE_CELL = re.compile(r"^\s*(?:(?P<n1>\d{1,4})[-/ ](?P<m1>[A-Za-z]{3,9})|(?P<m2>[A-Za-z]{3,9})[-/ ](?P<n2>\d{1,4}))\s*$")
@@ -213,8 +228,10 @@ def load(root: str | os.PathLike, split: str = "train", check_files: bool = True
         raise DatasetError(f"{root}: dataset folder not found (expected the FairFace root holding "
                            f"{CSV_FILES[split]} and {split}/)")
     csv = root / CSV_FILES[split]
-    frame = read_csv_checked(csv, REQUIRED_COLUMNS, **_READ)
+    options = _read_options(csv) if os.path.isfile(csv) else dict(_READ)
+    frame = read_csv_checked(csv, REQUIRED_COLUMNS, **options)
     frame, fixes, flag_problems = spreadsheet_fixes(frame, csv)
+    fixes = _separator_fix(csv, options) + fixes
     if frame.empty:
         raise DatasetError(f"{csv}: no data rows (only empty rows); expected one row per image")
     codes, problems = _label_problems(frame, csv)
@@ -266,10 +283,12 @@ def check(root: str | os.PathLike, decode: bool = True) -> list[str]:
     seen: dict[str, str] = {}  # file -> "csv line L" of its first listing
     for split, name in CSV_FILES.items():
         csv = root / name
-        frame = read_csv_for_check(csv, REQUIRED_COLUMNS, problems, _READ)
+        options = _read_options(csv) if os.path.isfile(csv) else dict(_READ)
+        frame = read_csv_for_check(csv, REQUIRED_COLUMNS, problems, options)
         if frame is None:
             continue
         frame, fixes, flag_problems = spreadsheet_fixes(frame, csv)
+        fixes = _separator_fix(csv, options) + fixes
         if fixes:
             problems.append(warning(_describe_fixes(csv, fixes)))
         if frame.empty and fixes:

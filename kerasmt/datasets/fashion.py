@@ -512,9 +512,9 @@ def load_coco(annotations: str | os.PathLike, image_dir: str | os.PathLike, chec
 def detect_format(root: str | os.PathLike) -> str:
     """``"imaterialist"`` (train.csv) or ``"fashionpedia"`` (instances_attributes_*.json)."""
     root = Path(root)
-    if (root / CSV_FILE).is_file():
+    if os.path.lexists(root / CSV_FILE):  # not only regular files: the reader then says what it is
         return "imaterialist"
-    if any((root / f).is_file() for f, _ in FASHIONPEDIA_FILES.values()):
+    if any(os.path.lexists(root / f) for f, _ in FASHIONPEDIA_FILES.values()):
         return "fashionpedia"
     raise DatasetError(
         f"{root}: neither an iMaterialist 2019 folder ({CSV_FILE}) nor a Fashionpedia folder "
