@@ -198,3 +198,16 @@ def test_fashion_decode_on_the_samples():
     for k, labels in enumerate(decoded.labels):
         assert sorted(labels.tolist()) == sorted(reduced[reduced["image_id"] == images["image_id"][k]]["label"])
         assert (decoded.semantic[k] > 0).mean() > 0.05  # the garments cover a good part of a fashion photo
+
+
+def test_real_label_descriptions_match_the_46_categories():
+    path = sample("imaterialist") / fd.LABEL_FILE
+    mapping = fd.category_mapping(fd._read_categories(path), str(path))
+    assert len(mapping.ids) == 46 and mapping.remapped == {} and mapping.unknown == {}
+    import json
+
+    real = json.loads(path.read_text())
+    ours = fd.label_descriptions()  # what the synthetic generator writes
+    for key, fields in (("categories", ("id", "name", "supercategory", "level")),
+                        ("attributes", ("id", "name", "supercategory", "level"))):
+        assert [[x[f] for f in fields] for x in real[key]] == [[x[f] for f in fields] for x in ours[key]], key

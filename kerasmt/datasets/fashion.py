@@ -80,28 +80,29 @@ LABEL_SETS: dict[str, tuple[int, ...]] = {
 #: short display names of the kept classes
 SHORT_NAMES: dict[int, str] = {0: "shirt", 1: "top", 2: "sweater", 4: "jacket", 6: "pants", 8: "skirt",
                                10: "dress", 16: "tie", 23: "shoe", 24: "bag", 26: "umbrella"}
-#: the 92 fine-grained attributes of label_descriptions.json by supercategory (id order). The
-#: reader drops attributes (report 4.2.1), so only their ids matter to it.
+#: the 92 fine-grained attributes of the genuine iMaterialist 2019 label_descriptions.json, in id
+#: order, as (supercategory, names) runs ("textile pattern" has two runs there). The reader drops
+#: attributes (report 4.2.1), so only their ids matter to it.
 ATTRIBUTE_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("length", ("above-the-hip (length)", "hip (length)", "micro (length)", "mini (length)",
-                "above-the-knee (length)", "knee (length)", "below the knee (length)", "midi",
-                "maxi (length)", "floor (length)")),
+        "above-the-knee (length)", "knee (length)", "below the knee (length)", "midi", "maxi (length)",
+        "floor (length)")),
     ("opening type", ("single breasted", "double breasted", "lace up", "wrapping", "zip-up",
-                      "fly (opening)", "buckled (opening)", "toggled (opening)", "no opening")),
-    ("silhouette", ("asymmetrical", "symmetrical", "peplum", "circle", "flare", "fit and flare",
-                    "trumpet", "mermaid", "balloon", "bell", "bell bottom", "bootcut", "peg", "pencil",
-                    "straight", "a-line", "tent", "baggy", "wide leg", "high low", "curved (fit)",
-                    "tight (fit)", "regular (fit)", "loose (fit)", "oversized")),
-    ("waistline", ("empire waistline", "dropped waistline", "high waist", "normal waist", "low waist",
-                   "basque (wasitline)", "no waistline")),
-    ("textile finish, manufacturing techniques", (
-        "washed", "distressed", "embossed", "frayed", "printed", "ruched", "quilted", "pleat",
-        "gathering", "smocking", "tiered", "cutout", "slit", "perforated", "lining", "applique(a)",
-        "bead(a)", "rivet(a)", "sequin(a)", "no special manufacturing technique")),
+        "fly (opening)", "buckled (opening)", "toggled (opening)", "no opening")),
+    ("silhouette", ("asymmetrical", "symmetrical", "peplum", "circle", "flare", "fit and flare", "trumpet",
+        "mermaid", "balloon", "bell", "bell bottom", "bootcut", "peg", "pencil", "straight", "a-line",
+        "tent", "baggy", "wide leg", "high low", "curved (fit)", "tight (fit)", "regular (fit)",
+        "loose (fit)", "oversized")),
+    ("textile finishing, manufacturing techniques", ("burnout", "distressed", "washed", "embossed",
+        "frayed", "printed", "ruched", "quilted", "pleat", "gathering", "smocking", "tiered", "cutout",
+        "slit", "perforated", "lining", "no special manufacturing technique")),
     ("textile pattern", ("plain (pattern)", "abstract", "cartoon", "letters, numbers", "camouflage",
-                         "check", "dot", "fair isle", "floral", "geometric", "paisley", "stripe",
-                         "houndstooth (pattern)", "herringbone (pattern)", "chevron", "argyle")),
-    ("animal", ("leopard", "snakeskin (pattern)", "cheetah", "peacock", "zebra")),
+        "check", "dot", "fair isle", "floral", "geometric", "paisley", "stripe", "houndstooth (pattern)",
+        "herringbone (pattern)", "chevron", "argyle")),
+    ("animal", ("leopard", "snakeskin (pattern)", "cheetah", "peacock", "zebra", "giraffe")),
+    ("textile pattern", ("toile de jouy", "plant")),
+    ("waistline", ("empire waistline", "dropped waistline", "high waist", "normal waist", "low waist",
+        "basque (wasitline)", "no waistline")),
 )
 N_ATTRIBUTES = sum(len(names) for _, names in ATTRIBUTE_GROUPS)
 #: COCO mean pixel (RGB) the report subtracts (section 4.2.4)
@@ -157,14 +158,22 @@ def ontology() -> pd.DataFrame:
     return frame
 
 
+#: where the genuine label_descriptions.json files a category under another supercategory than the
+#: report's Table 4 (coat, dress, jumpsuit, cape and sleeve are "upperbody" there)
+_LABEL_FILE_SUPERCATEGORIES: dict[int, str] = {9: "upperbody", 10: "upperbody", 11: "upperbody", 12: "upperbody",
+                                               31: "upperbody"}
+
+
 def label_descriptions() -> dict:
-    """The content of ``label_descriptions.json`` (46 categories, 92 attributes)."""
+    """The content of ``label_descriptions.json`` (46 categories, 92 attributes), as in the genuine
+    iMaterialist 2019 file (ids, names, supercategories and levels)."""
     attributes = []
     for group, names in ATTRIBUTE_GROUPS:
         for name in names:
-            attributes.append({"id": len(attributes), "name": name, "supercategory": group, "level": 1})
+            attributes.append({"id": len(attributes), "name": name, "supercategory": group,
+                               "level": 2 if group == "animal" else 1})  # animal: a kind of textile pattern
     categories = [
-        {"id": i, "name": name, "supercategory": SUPERCATEGORIES[i], "level": 2 if i < 27 else 1}
+        {"id": i, "name": name, "supercategory": _LABEL_FILE_SUPERCATEGORIES.get(i, SUPERCATEGORIES[i]), "level": 2}
         for i, name in enumerate(CATEGORIES)
     ]
     return {
