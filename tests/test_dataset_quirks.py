@@ -269,6 +269,10 @@ def test_utkface_empty_folder_is_an_error(tmp_path):
     with pytest.raises(DatasetError, match="no image named"):
         utk.load(tmp_path)
     assert errors(utk.check(tmp_path))
+    _jpeg(tmp_path / "part1" / "26_1_3_20170119193407522.jpg")  # the in-the-wild archive's layout
+    with pytest.raises(DatasetError, match=r"subfolder\(s\) \['part1'\]"):
+        utk.load(tmp_path)
+    assert "['part1']" in errors(utk.check(tmp_path))[0]
 
 
 @needs_fifo

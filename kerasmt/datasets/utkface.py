@@ -194,7 +194,9 @@ def check(root: str | os.PathLike, decode: bool = True) -> list[str]:
     problems: list[str] = [warning(f"{root}: {message}; expected {EXPECTED_NAME} (load skips it)")
                            for message in skipped]
     if frame.empty:
-        problems.append(f"{root}: no image named {EXPECTED_NAME}")
+        subfolders = [p.name for p in sorted(root.iterdir()) if p.is_dir() and _image_files(p)]
+        hint = f"; images found in subfolder(s) {subfolders}: point the reader at one of them" if subfolders else ""
+        problems.append(f"{root}: no image named {EXPECTED_NAME}{hint}")
     if decode and len(frame):
         workers = min(8, os.cpu_count() or 1)
         with ThreadPoolExecutor(workers) as pool:
