@@ -12,39 +12,183 @@ Two ways to feed a model:
 - ``cache=None`` or ``cache="<file prefix>"``: images are streamed from disk (tf.data's own file
   cache when a prefix is given), for datasets that do not fit in memory.
 
-JPEG files are decoded at a reduced DCT scale (``ratio`` 2/4/8) whenever the file is at least
-twice the target size, which makes 224 px -> 32 px decoding several times faster at equal quality.
+Every format real datasets ship decodes (:mod:`kerasmt.images`: JPEG incl. CMYK and EXIF
+orientation, PNG incl. palette transparency and 16-bit, WebP incl. RGBA, GIF, BMP, TIFF). Plain
+JPEGs (grey or YCbCr, upright, no EXIF rotation) take TensorFlow's decoder at a reduced DCT scale
+(``ratio`` 2/4/8, the largest that keeps the image at least the target size, as PIL's ``draft``),
+which runs in parallel outside Python's GIL; every other file takes PIL
+(:func:`kerasmt.images.read_image`). A header scan (a few kB per file) routes each file once.
+
+Labels are validated once here, at the data boundary (:func:`validate_labels`): a class label
+outside ``-1 .. n_classes - 1`` is an error naming the task, the value and the row, so the losses
+need no checks (under XLA an out-of-range label silently turns every loss into NaN).
+
+Errors at training time name the file: a file that fails to decode while streaming raises an
+:class:`~kerasmt.images.ImageDecodeError` (inside TensorFlow's error) with its path and the
+expected formats; file names that are not valid UTF-8 are carried as bytes.
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import re
+import struct
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from kerasmt import images as _images
 from kerasmt.datasets.base import DatasetError
 
 AUTOTUNE = tf.data.AUTOTUNE
-_CACHE_VERSION = "1"
+_CACHE_VERSION = "2"
+_RATIOS = (1, 2, 4, 8)
 
 
 def _as_size(image_size: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(image_size, int):
-        return (image_size, image_size)
+    if isinstance(image_size, (int, np.integer)):
+        return (int(image_size), int(image_size))
     height, width = image_size
     return (int(height), int(width))
 
 
-def _jpeg_scale_index(contents: tf.Tensor, target: tuple[int, int]) -> tf.Tensor:
-    """Index into (1, 2, 4, 8) of the largest DCT downscale that keeps the JPEG >= 2x the target."""
-    shape = tf.cast(tf.image.extract_jpeg_shape(contents), tf.float32)
-    limit = tf.minimum(shape[0] / (2.0 * target[0]), shape[1] / (2.0 * target[1]))
-    return tf.where(limit >= 8.0, 3, tf.where(limit >= 4.0, 2, tf.where(limit >= 2.0, 1, 0)))
+def _check_resize(resize: str) -> None:
+    if resize not in {"stretch", "pad"}:
+        raise ValueError(f"resize must be 'stretch' or 'pad', got {resize!r}")
+
+
+# ----------------------------------------------------------------------------- JPEG fast path
+def _exif_orientation(block: bytes) -> int:
+    """Orientation tag of an APP1 ``Exif\0\0`` payload (1 when absent or unreadable)."""
+    tiff = block[6:]
+    if len(tiff) < 8 or tiff[:2] not in (b"II", b"MM"):
+        return 1
+    end = "<" if tiff[:2] == b"II" else ">"
+    try:
+        (ifd,) = struct.unpack(end + "I", tiff[4:8])
+        (count,) = struct.unpack(end + "H", tiff[ifd:ifd + 2])
+        for k in range(count):
+            entry = tiff[ifd + 2 + 12 * k: ifd + 14 + 12 * k]
+            tag, kind = struct.unpack(end + "HH", entry[:4])
+            if tag == 0x0112:
+                return int(struct.unpack(end + "H", entry[8:10])[0]) if kind == 3 else 1
+    except struct.error:
+        return 1
+    return 1
+
+
+def jpeg_fast_ratio(path: str | bytes, target: tuple[int, int]) -> int:
+    """DCT scale (1, 2, 4 or 8) at which TensorFlow's decoder may read ``path``, or 0 when the
+    file must go through PIL: not a JPEG, CMYK/YCCK (4 components), not 8-bit baseline or
+    progressive Huffman, EXIF-rotated, a header that does not parse, or no end-of-image marker
+    (a truncated file: PIL then names it in its error). The scale is the largest
+    that keeps the decoded image at least ``target`` ``(height, width)`` (PIL's ``draft`` rule)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(65536)
+            if len(head) == 65536:
+                f.seek(-2, os.SEEK_END)
+                tail = f.read(2)
+            else:
+                tail = head[-2:]
+    except OSError:
+        return 0
+    if head[:3] != b"\xff\xd8\xff" or tail != b"\xff\xd9":
+        return 0
+    i = 2
+    while i + 4 <= len(head):
+        if head[i] != 0xFF:
+            return 0
+        marker = head[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        (length,) = struct.unpack(">H", head[i + 2:i + 4])
+        segment = head[i + 4:i + 2 + length]
+        if marker == 0xE1 and segment[:6] == b"Exif\x00\x00" and _exif_orientation(segment) != 1:
+            return 0
+        if marker in (0xC0, 0xC1, 0xC2):
+            if len(segment) < 6 or segment[0] != 8 or segment[5] not in (1, 3):
+                return 0
+            height, width = struct.unpack(">HH", segment[1:5])
+            scale = min(width // max(target[1], 1), height // max(target[0], 1))
+            return max(r for r in _RATIOS if r <= max(scale, 1))
+        if 0xC3 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return 0  # lossless, hierarchical or arithmetic-coded
+        if marker == 0xDA:
+            return 0
+        i += 2 + length
+    return 0
+
+
+def _fast_ratios(paths: Sequence[str | bytes], target: tuple[int, int]) -> np.ndarray:
+    return np.fromiter((jpeg_fast_ratio(p, target) for p in paths), dtype=np.int32, count=len(paths))
+
+
+def _tf_jpeg(contents: tf.Tensor, ratio: tf.Tensor, size, channels: int, resize: str) -> tf.Tensor:
+    def branch(r: int) -> Callable[[], tf.Tensor]:
+        return lambda: tf.io.decode_jpeg(contents, channels=channels, ratio=r, dct_method="INTEGER_ACCURATE")
+
+    index = tf.where(ratio >= 8, 3, tf.where(ratio >= 4, 2, tf.where(ratio >= 2, 1, 0)))
+    image = tf.switch_case(index, branch_fns=[branch(r) for r in _RATIOS])
+    image = tf.ensure_shape(image, [None, None, channels])
+    if resize == "stretch":
+        image = tf.image.resize(image, size, method="bilinear", antialias=True)
+    else:
+        image = tf.image.resize_with_pad(image, size[0], size[1], method="bilinear", antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+
+
+def _pil_tf(path: tf.Tensor, size, channels: int, resize: str) -> tf.Tensor:
+    """:func:`kerasmt.images.read_image` inside a graph (errors name the file)."""
+    def read(p) -> np.ndarray:
+        return _images.read_image(os.fsdecode(bytes(p)), size, channels, resize)
+
+    image = tf.numpy_function(read, [path], tf.uint8, stateful=False)
+    return tf.ensure_shape(image, (size[0], size[1], channels))
+
+
+def read_image_tf(path: tf.Tensor, ratio: tf.Tensor, image_size, channels: int = 1,
+                  resize: str = "stretch") -> tf.Tensor:
+    """One image file in a tf.data pipeline: TensorFlow's JPEG decoder when ``ratio`` > 0 (from
+    :func:`jpeg_fast_ratio`), else PIL. ``path`` is a ``tf.string`` (bytes of the file name)."""
+    size = _as_size(image_size)
+    _check_resize(resize)
+    image = tf.cond(ratio > 0, lambda: _tf_jpeg(tf.io.read_file(path), ratio, size, channels, resize),
+                    lambda: _pil_tf(path, size, channels, resize))
+    return tf.ensure_shape(image, (size[0], size[1], channels))
+
+
+def stream_images(paths: Sequence, image_size: int | Sequence[int] = (32, 32), channels: int = 1,
+                  resize: str = "stretch", extras: tuple = (), shuffle: bool = False,
+                  seed: int = 0) -> tf.data.Dataset:
+    """``tf.data`` elements ``(uint8 image, *extras)`` decoded from ``paths`` on the fly, in
+    order (``extras``: arrays with one row per path, e.g. labels, passed through), or shuffled
+    every iteration from ``seed`` (file names are shuffled, before decoding: no image buffer).
+
+    Plain, complete JPEGs (:func:`jpeg_fast_ratio`) take TensorFlow's decoder, every other file
+    PIL, so a truncated or unreadable file stops the pipeline with an
+    :class:`~kerasmt.images.ImageDecodeError` naming it and the expected formats (inside
+    TensorFlow's ``InvalidArgumentError``), not with a bare ``IteratorGetNext`` error.
+    """
+    paths = _fs_paths(paths)
+    size = _as_size(image_size)
+    _check_resize(resize)
+    ratios = _fast_ratios(paths, size)
+    ds = tf.data.Dataset.from_tensor_slices((_tf_paths(paths), ratios, *extras))
+    if shuffle:
+        ds = ds.shuffle(max(len(paths), 1), seed=seed, reshuffle_each_iteration=True)
+
+    @tf.autograph.experimental.do_not_convert
+    def _load(path, ratio, *rest):
+        image = read_image_tf(path, ratio, size, channels, resize)
+        return (image, *rest) if rest else image
+
+    return ds.map(_load, num_parallel_calls=AUTOTUNE)
 
 
 def decode_image(
@@ -56,50 +200,62 @@ def decode_image(
     """Decode encoded image bytes to a ``uint8`` tensor of shape ``(H, W, channels)``.
 
     ``resize="stretch"`` resizes to the target size (the FairFace convention); ``"pad"`` keeps the
-    aspect ratio and pads with zeros (letterbox). Any input size, colour or grey, PNG/JPEG/BMP/GIF.
+    aspect ratio and pads with zeros (letterbox). Any input size and every format of
+    :mod:`kerasmt.images` (WebP, CMYK, EXIF orientation, transparency on white, 16-bit, ...).
     """
     size = _as_size(image_size)
-    if resize not in {"stretch", "pad"}:
-        raise ValueError(f"resize must be 'stretch' or 'pad', got {resize!r}")
+    _check_resize(resize)
 
-    def _jpeg() -> tf.Tensor:
-        def branch(ratio: int) -> Callable[[], tf.Tensor]:
-            return lambda: tf.io.decode_jpeg(
-                contents, channels=channels, ratio=ratio, dct_method="INTEGER_ACCURATE"
-            )
+    def decode(b) -> np.ndarray:
+        return _images.decode_bytes(bytes(b), size, channels, resize, name="<encoded image bytes>")
 
-        return tf.switch_case(
-            _jpeg_scale_index(contents, size), branch_fns=[branch(r) for r in (1, 2, 4, 8)]
-        )
+    image = tf.numpy_function(decode, [contents], tf.uint8, stateful=False)
+    return tf.ensure_shape(image, (size[0], size[1], channels))
 
-    def _other() -> tf.Tensor:
-        image = tf.io.decode_image(contents, channels=channels, expand_animations=False)
-        return tf.ensure_shape(image, [None, None, channels])
 
-    image = tf.cond(tf.io.is_jpeg(contents), _jpeg, _other)
-    image = tf.ensure_shape(image, [None, None, channels])
-    if resize == "stretch":
-        image = tf.image.resize(image, size, method="bilinear", antialias=True)
-    else:
-        image = tf.image.resize_with_pad(image, size[0], size[1], method="bilinear", antialias=True)
-    return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+def _fs_paths(paths: Sequence) -> list[str]:
+    return [_images.as_path(p) for p in paths]
+
+
+def _tf_paths(paths: Sequence[str]) -> np.ndarray:
+    """File names as bytes for ``tf.string`` (non-UTF-8 names, held as surrogates, survive)."""
+    return np.array([os.fsencode(p) for p in paths], dtype=object)
 
 
 def check_files_exist(paths: Sequence[str]) -> None:
     """Raise :class:`DatasetError` listing every path that is not a file."""
-    missing = [p for p in paths if not os.path.isfile(p)]
+    missing = [_images.show_path(p) for p in paths if not os.path.isfile(p)]
     if missing:
         raise DatasetError(f"{len(missing)} image file(s) not found", problems=missing)
 
 
 def _describe_decode_error(path: str, image_size, channels: int, resize: str) -> str:
     try:
-        decode_image(tf.io.read_file(path), image_size, channels, resize)
+        _images.read_image(path, image_size, channels, resize)
+    except _images.ImageDecodeError as exc:
+        return str(exc)
     except Exception as exc:  # noqa: BLE001 - we only want the message
-        message = str(getattr(exc, "message", exc)).strip().splitlines()[0]
-        message = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*$", "", message)
-        return f"{path}: cannot decode image ({type(exc).__name__}: {message})"
-    return f"{path}: cannot decode image"
+        return f"{_images.show_path(path)}: cannot decode image ({type(exc).__name__}: {exc})"
+    # PIL reads it: TensorFlow's JPEG decoder refused a file that PIL accepts
+    return f"{_images.show_path(path)}: cannot decode image with TensorFlow's JPEG decoder"
+
+
+def _pil_decode_into(out: np.ndarray, index: Sequence[int], paths: Sequence[str], size, channels: int,
+                     resize: str, workers: int | None = None) -> list[str]:
+    """PIL-decode ``paths[i]`` into ``out[i]`` for ``i`` in ``index`` (threads: PIL decodes and
+    resizes without the GIL); returns the error messages (each naming its file)."""
+    def one(i: int) -> str | None:
+        try:
+            out[i] = _images.read_image(paths[i], size, channels, resize)
+        except _images.ImageDecodeError as exc:
+            return str(exc)
+        return None
+
+    if not len(index):
+        return []
+    workers = workers or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:
+        return [m for m in pool.map(one, index, chunksize=32) if m]
 
 
 def decode_images(
@@ -111,28 +267,41 @@ def decode_images(
 ) -> np.ndarray:
     """Decode image files in parallel into one ``uint8`` array ``(N, H, W, channels)``.
 
-    Every file that is missing or cannot be decoded is listed (by path, with the reason) in one
-    :class:`DatasetError`; nothing is silently dropped.
+    Plain JPEGs go through TensorFlow's decoder (parallel, DCT-domain downscaling), every other
+    file through PIL (:mod:`kerasmt.images`) in a thread pool. Every file that is missing or
+    cannot be decoded is listed (by path, with the reason) in one :class:`DatasetError`; nothing
+    is silently dropped.
     """
-    paths = [str(p) for p in paths]
+    paths = _fs_paths(paths)
+    _check_resize(resize)
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
     check_files_exist(paths)
     size = _as_size(image_size)
     out = np.zeros((len(paths), size[0], size[1], channels), dtype=np.uint8)
     if not paths:
         return out
-    seen = np.zeros(len(paths), dtype=bool)
-    ds = tf.data.Dataset.from_tensor_slices((paths, np.arange(len(paths), dtype=np.int64)))
-    ds = ds.map(
-        lambda p, i: (decode_image(tf.io.read_file(p), size, channels, resize), i),
-        num_parallel_calls=num_parallel_calls,
-        deterministic=False,
-    )
-    ds = ds.ignore_errors().batch(1024).prefetch(2)
-    for images, index in ds.as_numpy_iterator():
-        out[index] = images
-        seen[index] = True
-    if not seen.all():
-        bad = [_describe_decode_error(paths[i], size, channels, resize) for i in np.flatnonzero(~seen)]
+    ratios = _fast_ratios(paths, size)
+    fast = np.flatnonzero(ratios > 0)
+    bad: list[str] = []
+    if len(fast):
+        seen = np.zeros(len(paths), dtype=bool)
+        ds = tf.data.Dataset.from_tensor_slices((_tf_paths([paths[i] for i in fast]), ratios[fast], fast.astype(np.int64)))
+        ds = ds.map(
+            tf.autograph.experimental.do_not_convert(
+                lambda p, r, i: (_tf_jpeg(tf.io.read_file(p), r, size, channels, resize), i)),
+            num_parallel_calls=num_parallel_calls,
+            deterministic=False,
+        )
+        ds = ds.ignore_errors().batch(1024).prefetch(2)
+        for batch, index in ds.as_numpy_iterator():
+            out[index] = batch
+            seen[index] = True
+        failed = fast[~seen[fast]]
+        # TensorFlow refused them: PIL decodes them or names the reason
+        bad += _pil_decode_into(out, failed, paths, size, channels, resize)
+    bad += _pil_decode_into(out, np.flatnonzero(ratios == 0), paths, size, channels, resize)
+    if bad:
         raise DatasetError(f"{len(bad)} of {len(paths)} image(s) could not be decoded", problems=bad)
     return out
 
@@ -141,7 +310,7 @@ def _cache_key(paths: Sequence[str], size, channels: int, resize: str) -> str:
     digest = hashlib.sha1(f"v{_CACHE_VERSION}|{size}|{channels}|{resize}".encode())
     for p in paths:
         stat = os.stat(p)
-        digest.update(f"{p}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        digest.update(os.fsencode(p) + f"|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:20]
 
 
@@ -170,7 +339,7 @@ def load_images(
     The cache file name hashes the paths, their sizes and modification times and the decode
     settings, so a changed image or setting is decoded again.
     """
-    paths = [str(p) for p in paths]
+    paths = _fs_paths(paths)
     if cache_dir is None:
         return decode_images(paths, image_size, channels, resize)
     check_files_exist(paths)
@@ -193,8 +362,58 @@ def _label_arrays(manifest: pd.DataFrame, labels: str | Sequence[str] | None):
         if kind not in "biuf":
             raise TypeError(f"label column {n!r} has dtype {column.dtype}; expected integer codes or floats")
         # integer codes (-1 = missing) -> int32; continuous targets (e.g. age in years) -> float32
+        if kind in "iu" and len(column) and (column.min() < np.iinfo(np.int32).min or column.max() > np.iinfo(np.int32).max):
+            raise DatasetError(f"label column {n!r}: value(s) beyond the int32 range (e.g. "
+                               f"{column[(column < np.iinfo(np.int32).min) | (column > np.iinfo(np.int32).max)].iloc[0]}); "
+                               f"expected class codes -1 .. n_classes - 1")
         arrays[n] = column.to_numpy(dtype=np.float32 if kind == "f" else np.int32)
     return arrays[names[0]] if isinstance(labels, str) else arrays
+
+
+def validate_labels(
+    labels: Mapping[str, np.ndarray] | np.ndarray,
+    n_classes: int | Mapping[str, int | None] | None,
+    source: str = "labels",
+    task: str = "label",
+) -> None:
+    """Raise :class:`DatasetError` when a class label is outside ``-1 .. n_classes - 1``.
+
+    ``labels``: one array (task name ``task``) or ``{task: array}``; ``n_classes``: one count
+    for every task, ``{task: count}`` (tasks without a count, or with ``None``, are skipped: e.g.
+    regression targets) or ``None`` (nothing to check). ``-1`` means missing. The message names
+    the task, the bad values, how many rows carry them and the first rows, and ``source`` (a file
+    or split). Checking here, once, keeps the losses free of checks: under XLA a label >=
+    ``n_classes`` silently turns every loss into NaN, and the masked accuracy counts it wrong.
+    """
+    if n_classes is None:
+        return
+    arrays = labels if isinstance(labels, Mapping) else {task: labels}
+    counts = n_classes if isinstance(n_classes, Mapping) else {name: n_classes for name in arrays}
+    problems = []
+    for name, values in arrays.items():
+        n = counts.get(name)
+        if n is None:
+            continue
+        values = np.asarray(values)
+        if values.dtype.kind == "f":
+            if not np.all(np.isfinite(values) & (values == np.round(values))):
+                problems.append(f"task {name!r}: labels must be whole numbers (class codes), "
+                                f"found e.g. {values[~(np.isfinite(values) & (values == np.round(values)))][:3].tolist()}")
+                continue
+        elif values.dtype.kind not in "biu":
+            problems.append(f"task {name!r}: labels must be integer class codes, got dtype {values.dtype}")
+            continue
+        flat = values.reshape(len(values), -1) if values.ndim > 1 else values.reshape(-1, 1)
+        bad_rows = np.flatnonzero(((flat < -1) | (flat >= int(n))).any(axis=1))
+        if len(bad_rows):
+            bad_values = np.unique(flat[bad_rows][(flat[bad_rows] < -1) | (flat[bad_rows] >= int(n))])
+            shown = ", ".join(str(int(v)) for v in bad_values[:10]) + (" ..." if len(bad_values) > 10 else "")
+            problems.append(
+                f"task {name!r}: label value(s) {shown} out of range for {int(n)} classes (expected -1 = "
+                f"missing or 0..{int(n) - 1}) in {len(bad_rows)} row(s), first rows {bad_rows[:5].tolist()}"
+            )
+    if problems:
+        raise DatasetError(f"{source}: labels out of range", problems=problems)
 
 
 def to_float(images: tf.Tensor) -> tf.Tensor:
@@ -217,6 +436,7 @@ def image_dataset(
     images: np.ndarray | None = None,
     target: str = "labels",
     drop_remainder: bool = False,
+    n_classes: int | Mapping[str, int | None] | None = None,
 ) -> tf.data.Dataset:
     """Batches ``(images, labels)`` from a manifest, ready for ``model.fit``.
 
@@ -234,12 +454,19 @@ def image_dataset(
         images: already decoded uint8 images for the manifest rows (skips decoding).
         target: ``"labels"`` (default) or ``"images"`` to yield ``(x, x)`` for autoencoders.
         drop_remainder: drop the last incomplete batch.
+        n_classes: class count per task (one int for all, or ``{task: count}``): labels outside
+            ``-1 .. count - 1`` raise a :class:`DatasetError` naming the task and value
+            (:func:`validate_labels`), here, before any training step.
     """
     if target not in {"labels", "images"}:
         raise ValueError(f"target must be 'labels' or 'images', got {target!r}")
     if "path" not in manifest.columns and images is None:
         raise KeyError(f"manifest has no 'path' column; columns: {list(manifest.columns)}")
     size = _as_size(image_size)
+    if labels is not None:  # on the manifest's own values, before any cast to int32
+        names = [labels] if isinstance(labels, str) else list(labels)
+        validate_labels({c: manifest[c].to_numpy() for c in names if c in manifest.columns}, n_classes,
+                        source="manifest")
     y = _label_arrays(manifest, labels)
     n = len(manifest)
 
@@ -252,20 +479,15 @@ def image_dataset(
         if shuffle:
             ds = ds.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=True)
     else:
-        paths = manifest["path"].astype(str).tolist()
+        paths = _fs_paths(manifest["path"].tolist())
         check_files_exist(paths)
-        ds = tf.data.Dataset.from_tensor_slices(paths if y is None else (paths, y))
-
-        def _load(path, *rest):
-            image = decode_image(tf.io.read_file(path), size, channels, resize)
-            image.set_shape((size[0], size[1], channels))
-            return image if not rest else (image, rest[0])
-
-        ds = ds.map(_load, num_parallel_calls=AUTOTUNE)
-        if cache:
-            ds = ds.cache(str(cache))
-        if shuffle:
-            ds = ds.shuffle(min(max(n, 1), 10_000), seed=seed, reshuffle_each_iteration=True)
+        extras = () if y is None else (y,)
+        if cache:  # decode once into tf.data's file cache, then shuffle the cached images
+            ds = stream_images(paths, size, channels, resize, extras).cache(str(cache))
+            if shuffle:
+                ds = ds.shuffle(min(max(n, 1), 10_000), seed=seed, reshuffle_each_iteration=True)
+        else:
+            ds = stream_images(paths, size, channels, resize, extras, shuffle=shuffle, seed=seed)
 
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
 
@@ -351,7 +573,7 @@ def decode_masks(
     undecodable file is listed by path in one :class:`DatasetError`.
     """
     size = _as_size(image_size)
-    rows = [None if r is None else [str(p) for p in r] for r in mask_paths]
+    rows = [None if r is None else _fs_paths(r) for r in mask_paths]
     out = np.full((len(rows), size[0], size[1]), MASK_MISSING, dtype=np.int8)
     have = [i for i, r in enumerate(rows) if r is not None]
     if not have:
@@ -400,7 +622,7 @@ def load_masks(
     :func:`load_images`: paths, sizes, modification times and settings)."""
     if cache_dir is None:
         return decode_masks(mask_paths, image_size, resize, threshold)
-    rows = [None if r is None else [str(p) for p in r] for r in mask_paths]
+    rows = [None if r is None else _fs_paths(r) for r in mask_paths]
     flat = [p for r in rows if r is not None for p in r]
     check_files_exist(flat)
     size = _as_size(image_size)
@@ -431,6 +653,8 @@ def segmentation_dataset(
     augment: Callable | None = None,
     mask_output: str = "mask",
     drop_remainder: bool = False,
+    n_classes: int | Mapping[str, int | None] | None = None,
+    n_mask_classes: int | None = None,
 ) -> tf.data.Dataset:
     """Batches ``(images, {task: labels, ..., mask_output: label maps})`` for a model with class
     outputs and a segmentation output.
@@ -447,10 +671,13 @@ def segmentation_dataset(
             ``training=True`` to float batches so image and mask get the same random transform
             (see :class:`kerasmt.augment.PairedAugmentation`). Label maps travel as ``label + 1``,
             so pixels moved in from outside the image (filled with 0) become unlabelled (-1).
+        n_classes, n_mask_classes: class counts of the label tasks and of the label maps; values
+            outside ``-1 .. count - 1`` raise a :class:`DatasetError` (:func:`validate_labels`).
     With neither ``labels`` nor ``masks`` the dataset yields images only.
     """
     n = len(images)
     targets: dict[str, np.ndarray] = {}
+    validate_labels(dict(labels or {}), n_classes, source="labels")
     for task, values in (labels or {}).items():
         values = np.asarray(values)
         if len(values) != n:
@@ -462,6 +689,8 @@ def segmentation_dataset(
             raise ValueError(f"masks have shape {masks.shape}; expected {images.shape[:3]} (one label map per image)")
         if mask_output in targets:
             raise ValueError(f"mask_output {mask_output!r} collides with a label name")
+        if n_mask_classes is not None:
+            validate_labels({mask_output: masks}, {mask_output: n_mask_classes}, source="masks")
         targets[mask_output] = masks.astype(np.int8)
     ds = tf.data.Dataset.from_tensor_slices((images, targets) if targets else images)
     if shuffle:
