@@ -205,6 +205,10 @@ def open_image(source: PathLike | bytes | io.BytesIO, mode: str = "RGB",
                     header = f.read(16)
         except OSError:
             pass
+        known = sniff_format(header)
+        if known:
+            raise ImageDecodeError(where, f"cannot decode image (corrupt or truncated {known.upper()} "
+                                          f"header; expected {EXPECTED})") from None
         what = "empty file" if not header else f"unknown format, header {header[:8]!r}"
         raise ImageDecodeError(where, f"not an image file ({what}; expected {EXPECTED})") from None
     except Exception as exc:  # noqa: BLE001 - PIL raises OSError (truncated), SyntaxError, ValueError, ...

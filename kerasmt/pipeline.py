@@ -143,10 +143,17 @@ def _tf_jpeg(contents: tf.Tensor, ratio: tf.Tensor, size, channels: int, resize:
     return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
 
 
+def _as_bytes(value) -> bytes:
+    """A ``tf.string`` scalar as ``tf.numpy_function`` passes it (bytes, or a 0-d array)."""
+    if isinstance(value, np.ndarray):
+        value = value.item()
+    return value if isinstance(value, bytes) else bytes(value)
+
+
 def _pil_tf(path: tf.Tensor, size, channels: int, resize: str) -> tf.Tensor:
     """:func:`kerasmt.images.read_image` inside a graph (errors name the file)."""
     def read(p) -> np.ndarray:
-        return _images.read_image(os.fsdecode(bytes(p)), size, channels, resize)
+        return _images.read_image(os.fsdecode(_as_bytes(p)), size, channels, resize)
 
     image = tf.numpy_function(read, [path], tf.uint8, stateful=False)
     return tf.ensure_shape(image, (size[0], size[1], channels))
@@ -207,7 +214,7 @@ def decode_image(
     _check_resize(resize)
 
     def decode(b) -> np.ndarray:
-        return _images.decode_bytes(bytes(b), size, channels, resize, name="<encoded image bytes>")
+        return _images.decode_bytes(_as_bytes(b), size, channels, resize, name="<encoded image bytes>")
 
     image = tf.numpy_function(decode, [contents], tf.uint8, stateful=False)
     return tf.ensure_shape(image, (size[0], size[1], channels))

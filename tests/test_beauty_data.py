@@ -114,7 +114,11 @@ def test_scan_counts_skipped_files(raw):
     with pytest.warns(UserWarning, match=r"skipped 1 non-image"):
         frame = fc.scan(raw)
     assert len(frame) == 47
-    (raw / "Shampoo" / "broken.png").write_bytes(b"garbage")
+    (raw / "Shampoo" / "broken.png").write_bytes(b"garbage")  # not an image by its header
+    with pytest.warns(UserWarning, match=r"skipped 2 non-image.*broken\.png"):
+        assert len(fc.scan(raw)) == 47
+    png = next((raw / "Shampoo").glob("img_*.png")).read_bytes()
+    (raw / "Shampoo" / "broken.png").write_bytes(png[: len(png) // 2])  # a truncated image
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         frame = fc.scan(raw, verify=True)
@@ -137,10 +141,13 @@ def test_check_reports_problems(raw, tmp_path):
     (raw / "boxes_Empty_Class_1").mkdir()
     (raw / "Shampoo" / "readme.txt").write_text("x")
     (raw / "Shampoo" / "zzz.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    png = next((raw / "Shampoo").glob("img_*.png")).read_bytes()
+    (raw / "Shampoo" / "zzz_truncated.png").write_bytes(png[: len(png) // 2])
     problems = "\n".join(fc.check(raw))
     assert "boxes_Empty_Class_1: class folder holds no image" in problems
     assert "readme.txt: not an image file" in problems
-    assert "zzz.jpg: image cannot be decoded" in problems
+    assert "zzz.jpg: not an image file" in problems  # its header is no image header
+    assert "zzz_truncated.png: image cannot be decoded" in problems
 
     split = tmp_path / "split"
     for s, cls, f in [("train", "A", "1.png"), ("validation", "A", "1.png"), ("test", "A", "2.png"),

@@ -133,16 +133,12 @@ def read_csv_for_check(csv: Path, columns: Sequence[str], problems: list[str],
 
 
 def decode_problem(path: str | os.PathLike) -> str | None:
-    """Why PIL cannot decode the image at ``path`` (``"ErrorType: message"``), or None if it can
+    """Why the image at ``path`` is unusable (not a regular file, not an image by its header,
+    truncated or corrupt), or None when :func:`kerasmt.images.open_image` decodes it completely
     (``check`` functions map it over a thread pool: PIL decodes without holding the GIL)."""
-    from PIL import Image
+    from kerasmt.images import image_problem
 
-    try:
-        with Image.open(path) as img:
-            img.load()
-    except Exception as exc:  # PIL raises UnidentifiedImageError, OSError (truncated), ...
-        return f"{type(exc).__name__}: {exc}"
-    return None
+    return image_problem(path)
 
 
 def read_csv_checked(path: str | Path, required: Iterable[str], allow_empty: bool = False,

@@ -623,19 +623,18 @@ def check(root: str | os.PathLike, decode: bool = True) -> list[str]:
     if not decode or not manifests:
         return findings
     manifest = pd.concat(manifests, ignore_index=True)
-    from PIL import Image
+    from kerasmt.images import probe_image
 
     first = manifest.drop_duplicates("path")
 
     def _probe(row) -> str | None:
-        try:
-            real = _oriented_size(row.path)
-            with Image.open(row.path) as img:
-                img.load()
-        except DatasetError as exc:
-            return str(exc)
-        except Exception as exc:  # PIL raises several types
-            return f"{row.path}: cannot decode image ({type(exc).__name__}: {exc})"
+        bad = regular_file_problem(row.path, "image")
+        if bad:
+            return bad
+        error, size = probe_image(row.path)  # every format, decoded upright (EXIF orientation applied)
+        if error:
+            return f"{row.path}: cannot decode image ({error})"
+        real = (size[1], size[0])
         kind = size_mismatch(real, (row.height, row.width))
         if kind is None:
             return None
@@ -782,11 +781,11 @@ def normalize(images: np.ndarray, mean: Sequence[float] = MEAN_PIXEL) -> np.ndar
 
 
 def _open_rgb(path: str, size: int):
-    from PIL import Image
+    from kerasmt.images import open_image
 
-    img = Image.open(path)
-    img.draft("RGB", (size, size))  # JPEG: decode at a reduced DCT scale when much larger
-    return img.convert("RGB")
+    # every format, upright; a JPEG much larger than size is decoded at a reduced DCT scale;
+    # errors (truncated, not an image) name the file
+    return open_image(path, "RGB", draft_size=(size, size))
 
 
 @dataclass

@@ -51,6 +51,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from kerasmt import images as _images
 from kerasmt.datasets.base import COMPLETE_MARKER, DatasetError, reuse_synthetic, synthetic_writer, warning  # noqa: F401  (COMPLETE_MARKER re-exported)
 
 #: the 73 class folders of the Beauty dataset (report section 2.1; "Eyesmakeup" and the OCR'd
@@ -136,7 +137,7 @@ REPORT_COUNTS: dict[str, int] = {f: (880 if "ElectricToothbrush" in f else 1000)
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 FRACTIONS: tuple[float, float, float] = (0.8, 0.1, 0.1)
 #: file endings read as images (case-insensitive)
-IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif"})
+IMAGE_EXTENSIONS: frozenset[str] = _images.IMAGE_EXTENSIONS  # files are recognised by their header
 #: the manifest of a written split (relative to the split root)
 SPLIT_CSV = "split.csv"
 #: marker written last by :func:`synthesize`
@@ -209,8 +210,9 @@ def split_counts(n: int, fractions: Sequence[float] = FRACTIONS) -> tuple[int, i
 
 
 # ---------------------------------------------------------------------------------- reading
-def _is_image(name: str) -> bool:
-    return Path(name).suffix.lower() in IMAGE_EXTENSIONS
+def _is_image(path: Path) -> bool:
+    """An image by its header (a WebP named .jpg is one; a text file named .png is not)."""
+    return _images.is_image_file(path)
 
 
 def _warn_skipped(root: Path, skipped: list[str], what: str) -> None:
@@ -220,16 +222,9 @@ def _warn_skipped(root: Path, skipped: list[str], what: str) -> None:
 
 
 def _unreadable(paths: Sequence[str]) -> list[int]:
-    """Indices of the files PIL cannot open and decode."""
-    from PIL import Image
-
+    """Indices of the files :func:`kerasmt.images.open_image` cannot decode."""
     def bad(path: str) -> bool:
-        try:
-            with Image.open(path) as img:
-                img.load()
-        except Exception:  # noqa: BLE001 - PIL raises UnidentifiedImageError, OSError, ...
-            return True
-        return False
+        return _images.image_problem(path) is not None
 
     with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
         flags = list(pool.map(bad, paths, chunksize=64))
@@ -255,7 +250,7 @@ def scan(root: str | os.PathLike, verify: bool = False) -> pd.DataFrame:
         for entry in sorted(folder.iterdir()):
             if entry.name.startswith("."):
                 continue
-            if not entry.is_file() or not _is_image(entry.name):
+            if not entry.is_file() or not _is_image(entry):
                 skipped.append(f"{folder.name}/{entry.name}")
                 continue
             rows.append((str(entry), entry.name, folder.name, class_name(folder.name)))
@@ -325,7 +320,7 @@ def _scan_split_root(root: Path, verify: bool) -> pd.DataFrame:
             for entry in sorted(cls.iterdir()):
                 if entry.name.startswith("."):
                     continue
-                if not entry.is_file() or not _is_image(entry.name):
+                if not entry.is_file() or not _is_image(entry):
                     skipped.append(f"{split}/{cls.name}/{entry.name}")
                     continue
                 rows.append((str(entry), entry.name, cls.name, split))
@@ -466,9 +461,9 @@ def _class_images(folder: Path, problems: list[str], empty_is_error: bool = True
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith("."):
             continue
-        if not entry.is_file() or not _is_image(entry.name):
+        if not entry.is_file() or not _is_image(entry):
             what = "not an image file" if entry.is_file() else "not a regular file"
-            problems.append(warning(f"{entry}: {what} (extensions {sorted(IMAGE_EXTENSIONS)}); load skips it"))
+            problems.append(warning(f"{entry}: {what} (expected {_images.EXPECTED}); load skips it"))
             continue
         images.append(entry)
     if not images:
@@ -551,7 +546,7 @@ def check(root: str | os.PathLike, decode: bool = True) -> list[str]:
                                 f"without images would shift every later label)")
     if decode and files:
         for i in _unreadable(files):
-            problems.append(f"{files[i]}: image cannot be decoded")
+            problems.append(f"{files[i]}: image cannot be decoded ({_images.image_problem(files[i])})")
     return problems
 
 

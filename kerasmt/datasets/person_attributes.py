@@ -326,14 +326,9 @@ def _size_problem(mask: Path, msize: tuple[int, int], size: tuple[int, int]) -> 
 
 
 def _pil_problem(path: str) -> tuple[str | None, tuple[int, int] | None]:
-    from PIL import Image
+    from kerasmt.images import probe_image
 
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return None, img.size
-    except Exception as exc:  # UnidentifiedImageError, OSError (truncated), ...
-        return f"{type(exc).__name__}: {exc}", None
+    return probe_image(path)  # (problem, (width, height)) of the decoded, upright image
 
 
 def check(root: str | os.PathLike, decode: bool = True) -> list[str]:

@@ -973,11 +973,12 @@ def plot_preprocessing(data: FashionData, index: int = 0, size: int = fd.IMAGE_S
     letterboxed to ``size`` (zero padding; masks identically), mean-pixel normalised, and the four
     augmentations (flip moves the mask with the image; brightness, blur and noise leave it)."""
     import matplotlib.pyplot as plt
-    from PIL import Image
+
+    from kerasmt.images import open_image
 
     row = data.test.images.iloc[index]
     segs = data.segments_of(row["image_id"])
-    original = np.asarray(Image.open(row["path"]).convert("RGB"))
+    original = np.asarray(open_image(row["path"]))
     masks = [fd.rle_decode(r, int(row["height"]), int(row["width"])) for r in segs["rle"]]
     sem_orig = fd.semantic_map(np.stack(masks), segs["label"].to_numpy())
     ex = fd.load_example(row, segs, size)
