@@ -271,14 +271,18 @@ def decode_images(
     channels: int = 1,
     resize: str = "stretch",
     num_parallel_calls: int = AUTOTUNE,
+    backend: str = "auto",
 ) -> np.ndarray:
     """Decode image files in parallel into one ``uint8`` array ``(N, H, W, channels)``.
 
-    Plain JPEGs go through TensorFlow's decoder (parallel, DCT-domain downscaling), every other
-    file through PIL (:mod:`kerasmt.images`) in a thread pool. Every file that is missing or
-    cannot be decoded is listed (by path, with the reason) in one :class:`DatasetError`; nothing
-    is silently dropped.
+    ``backend="auto"``: plain JPEGs go through TensorFlow's decoder (tf.data, parallel,
+    DCT-domain downscaling), every other file through PIL (:mod:`kerasmt.images`) in a thread
+    pool; ``"pil"``: every file through PIL (draft-mode JPEG downscaling). Every file that is
+    missing or cannot be decoded is listed (by path, with the reason) in one
+    :class:`DatasetError`; nothing is silently dropped.
     """
+    if backend not in {"auto", "pil"}:
+        raise ValueError(f"backend must be 'auto' or 'pil', got {backend!r}")
     paths = _fs_paths(paths)
     _check_resize(resize)
     if channels not in (1, 3):
@@ -288,7 +292,7 @@ def decode_images(
     out = np.zeros((len(paths), size[0], size[1], channels), dtype=np.uint8)
     if not paths:
         return out
-    ratios = _fast_ratios(paths, size)
+    ratios = _fast_ratios(paths, size) if backend == "auto" else np.zeros(len(paths), np.int32)
     fast = np.flatnonzero(ratios > 0)
     bad: list[str] = []
     if len(fast):
@@ -340,6 +344,7 @@ def load_images(
     channels: int = 1,
     resize: str = "stretch",
     cache_dir: str | os.PathLike | None = None,
+    backend: str = "auto",
 ) -> np.ndarray:
     """:func:`decode_images` with an optional on-disk ``.npy`` cache.
 
@@ -348,11 +353,11 @@ def load_images(
     """
     paths = _fs_paths(paths)
     if cache_dir is None:
-        return decode_images(paths, image_size, channels, resize)
+        return decode_images(paths, image_size, channels, resize, backend=backend)
     check_files_exist(paths)
     size = _as_size(image_size)
     cache_path = Path(cache_dir) / f"images-{size[0]}x{size[1]}x{channels}-{_cache_key(paths, size, channels, resize)}.npy"
-    return _npy_cached(cache_path, lambda: decode_images(paths, size, channels, resize))
+    return _npy_cached(cache_path, lambda: decode_images(paths, size, channels, resize, backend=backend))
 
 
 def _label_arrays(manifest: pd.DataFrame, labels: str | Sequence[str] | None):

@@ -318,7 +318,7 @@ class AttributeData:
         return pipeline.segmentation_dataset(
             x, self.labels(name), m if masks else None, batch_size=batch_size,
             shuffle=(name == "train") if shuffle is None else shuffle, seed=seed, augment=augment,
-            mask_output=MASK_OUTPUT,
+            mask_output=MASK_OUTPUT, n_classes=pa.N_CLASSES, n_mask_classes=len(self.mask_classes),
         )
 
     def describe(self) -> pd.DataFrame:

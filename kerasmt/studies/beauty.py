@@ -97,7 +97,7 @@ class BeautyData:
         return pipeline.image_dataset(
             self.manifests[split], labels="label", images=self.images[split] if images is None else images,
             batch_size=batch_size, shuffle=(split == "train") if shuffle is None else shuffle, seed=seed,
-            augment=augment,
+            augment=augment, n_classes=self.n_classes,
         )
 
     def regroup(self, grouping: regroup.Grouping) -> "BeautyData":

@@ -107,6 +107,7 @@ class FairFaceData:
             shuffle=(split == "train") if shuffle is None else shuffle,
             seed=seed,
             target=target,
+            n_classes=ff.N_CLASSES,
         )
 
     def describe(self) -> pd.DataFrame:

@@ -166,6 +166,7 @@ class UTKData:
             frame, ["age", "gender"], image_size=size, channels=3, batch_size=batch_size,
             shuffle=train if shuffle is None else shuffle, seed=seed, augment=augment,
             images=self.images(scheme, split, size), drop_remainder=train and len(frame) >= batch_size,
+            n_classes={"gender": len(utk.LABELS["gender"])},
         )
 
     def mean_age(self, scheme: str = "final") -> float:
