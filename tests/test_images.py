@@ -277,3 +277,34 @@ def test_every_genuine_beauty_photo_decodes():
     assert x.shape == (len(files), 64, 64, 3) and x.reshape(len(files), -1).std(axis=1).min() > 0
     grey = pipeline.decode_images(files, (32, 32), channels=1)
     assert grey.shape == (len(files), 32, 32, 1)
+
+
+@pytest.mark.skipif(not REAL, reason="KERASMT_REAL_SAMPLES is not set")
+@pytest.mark.parametrize("folder", ["utkface", "fashionpedia", "imaterialist2019"])
+def test_genuine_photos_of_the_other_studies_decode(folder):
+    files = sorted(p for p in (Path(REAL) / folder).rglob("*") if p.is_file() and images.is_image_file(p))
+    assert files
+    assert [images.check_image(p) for p in files] == [None] * len(files)
+    assert pipeline.decode_images(files, (32, 32), channels=1).shape == (len(files), 32, 32, 1)
+
+
+def test_fashion_streamed_decode_names_a_truncated_file(tmp_path):
+    """Issue 14: fashion's streamed decode stopped with a bare ``OSError: image file is truncated``."""
+    import tensorflow as tf
+
+    from kerasmt.datasets import fashion as fd
+
+    path = tmp_path / "0a1b.jpg"
+    data = jpeg_bytes(np.random.default_rng(0).integers(0, 255, (120, 80, 3), dtype=np.uint8))
+    path.write_bytes(data[: len(data) // 2])
+    row = {"path": str(path), "height": 120, "width": 80, "image_id": "0a1b"}
+    segments = pd.DataFrame({"rle": pd.Series([], dtype=object), "label": pd.Series([], dtype=np.int64)})
+    with pytest.raises(images.ImageDecodeError, match=r"0a1b\.jpg: cannot decode image \(OSError: image file is truncated"):
+        fd.load_example(row, segments, 64)
+
+    def load(i):
+        return fd.load_example(row, segments, 64).image
+
+    ds = tf.data.Dataset.range(1).map(lambda i: tf.numpy_function(load, [i], tf.uint8))
+    with pytest.raises(tf.errors.OpError, match=r"0a1b\.jpg: cannot decode image"):
+        list(ds)
