@@ -81,12 +81,31 @@ def _exif_orientation(block: bytes) -> int:
     return 1
 
 
+def _tables_ok(marker: int, segment: bytes) -> bool:
+    """Whether a DHT (Huffman) or DQT (quantisation) segment is well formed."""
+    j = 0
+    while j < len(segment):
+        if marker == 0xC4:  # DHT: class/id byte, 16 code counts, the symbols
+            if j + 17 > len(segment) or segment[j] >> 4 > 1 or segment[j] & 15 > 3:
+                return False
+            count = sum(segment[j + 1:j + 17])
+            if count > 256:
+                return False
+            j += 17 + count
+        else:  # DQT: precision/id byte, 64 one- or two-byte values
+            if segment[j] >> 4 > 1 or segment[j] & 15 > 3:
+                return False
+            j += 1 + 64 * (1 + (segment[j] >> 4))
+    return j == len(segment)
+
+
 def jpeg_fast_ratio(path: str | bytes, target: tuple[int, int]) -> int:
     """DCT scale (1, 2, 4 or 8) at which TensorFlow's decoder may read ``path``, or 0 when the
     file must go through PIL: not a JPEG, CMYK/YCCK (4 components), not 8-bit baseline or
-    progressive Huffman, EXIF-rotated, a header that does not parse, or no end-of-image marker
-    (a truncated file: PIL then names it in its error). The scale is the largest
-    that keeps the decoded image at least ``target`` ``(height, width)`` (PIL's ``draft`` rule)."""
+    progressive Huffman, EXIF-rotated, a header (markers, Huffman and quantisation tables, frame
+    and scan headers) that does not parse, or no end-of-image marker (a truncated file): PIL then
+    decodes it or names it in its error. The scale is the largest that keeps the decoded image at
+    least ``target`` ``(height, width)`` (PIL's ``draft`` rule)."""
     try:
         with open(path, "rb") as f:
             head = f.read(65536)
@@ -99,6 +118,7 @@ def jpeg_fast_ratio(path: str | bytes, target: tuple[int, int]) -> int:
         return 0
     if head[:3] != b"\xff\xd8\xff" or tail != b"\xff\xd9":
         return 0
+    ratio = 0
     i = 2
     while i + 4 <= len(head):
         if head[i] != 0xFF:
@@ -109,18 +129,26 @@ def jpeg_fast_ratio(path: str | bytes, target: tuple[int, int]) -> int:
             continue
         (length,) = struct.unpack(">H", head[i + 2:i + 4])
         segment = head[i + 4:i + 2 + length]
+        if length < 2 or len(segment) != length - 2:
+            return 0
         if marker == 0xE1 and segment[:6] == b"Exif\x00\x00" and _exif_orientation(segment) != 1:
             return 0
+        if marker in (0xC4, 0xDB) and not _tables_ok(marker, segment):
+            return 0
         if marker in (0xC0, 0xC1, 0xC2):
-            if len(segment) < 6 or segment[0] != 8 or segment[5] not in (1, 3):
+            if ratio or len(segment) < 6 or segment[0] != 8 or segment[5] not in (1, 3) \
+                    or len(segment) != 6 + 3 * segment[5]:
                 return 0
             height, width = struct.unpack(">HH", segment[1:5])
+            if not height or not width:
+                return 0
             scale = min(width // max(target[1], 1), height // max(target[0], 1))
-            return max(r for r in _RATIOS if r <= max(scale, 1))
-        if 0xC3 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            ratio = max(r for r in _RATIOS if r <= max(scale, 1))
+        elif 0xC3 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
             return 0  # lossless, hierarchical or arithmetic-coded
-        if marker == 0xDA:
-            return 0
+        if marker == 0xDA:  # start of scan: the header is complete
+            ok = len(segment) >= 1 and 1 <= segment[0] <= 4 and length == 6 + 2 * segment[0]
+            return ratio if ok else 0
         i += 2 + length
     return 0
 

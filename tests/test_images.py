@@ -308,3 +308,18 @@ def test_fashion_streamed_decode_names_a_truncated_file(tmp_path):
     ds = tf.data.Dataset.range(1).map(lambda i: tf.numpy_function(load, [i], tf.uint8))
     with pytest.raises(tf.errors.OpError, match=r"0a1b\.jpg: cannot decode image"):
         list(ds)
+
+
+def test_streamed_pipeline_names_a_jpeg_with_a_damaged_header(tmp_path):
+    """Damaged Huffman/quantisation tables made TensorFlow's decoder fail with a bare
+    ``Invalid JPEG data`` error; such files are routed to PIL, whose error names them."""
+    import tensorflow as tf
+
+    data = bytearray(jpeg_bytes(np.random.default_rng(0).integers(0, 255, (224, 224, 3), dtype=np.uint8)))
+    data[400:2000] = bytes(np.random.default_rng(2).integers(0, 255, 1600, dtype=np.uint8))
+    path = tmp_path / "damaged.jpg"
+    path.write_bytes(bytes(data))
+    assert pipeline.jpeg_fast_ratio(str(path), (32, 32)) == 0
+    frame = pd.DataFrame({"path": [str(path)], "label": [0]})
+    with pytest.raises(tf.errors.OpError, match=r"damaged\.jpg: cannot decode image"):
+        list(pipeline.image_dataset(frame, "label", cache=None))
