@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from _image_formats import BLUE, RED, WHITE, grey_levels, jpeg_bytes, scene, write_formats
+from _image_formats import BLUE, RED, grey_levels, jpeg_bytes, scene, write_formats
 from kerasmt import images, pipeline
 from kerasmt.datasets.base import DatasetError
 
