@@ -181,3 +181,20 @@ def test_study_split_and_class_weights(root):
     assert (data.m_test == -1).all() and (data.m_train >= 0).all()
     summary = data.describe()
     assert summary.loc["images", "test"] == 6 and summary.loc["with_mask", "test"] == 0
+
+
+def test_header_size_is_upright_for_exif_rotated_photos(tmp_path):
+    """A phone photo stored 40x20 with EXIF orientation 6 (rotate 90) is 20x40 once decoded, and
+    its part masks are compared with that upright size."""
+    from PIL import Image
+
+    from kerasmt.datasets.person_attributes import _header_size
+    from kerasmt.images import read_image
+
+    img = Image.new("RGB", (40, 20), (200, 10, 10))
+    exif = img.getexif()
+    exif[0x0112] = 6
+    path = tmp_path / "rotated.jpg"
+    img.save(path, exif=exif)
+    assert _header_size(str(path)) == (20, 40)
+    assert read_image(path).shape[:2] == (40, 20)  # (H, W) after exif_transpose

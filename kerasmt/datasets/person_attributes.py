@@ -309,15 +309,18 @@ def merge_skin(label_maps: np.ndarray) -> np.ndarray:
 
 
 def _header_size(path: str) -> tuple[int, int] | None:
-    """``(width, height)`` from an image's header (no decoding), None if it cannot be read (the
-    decode check reports those)."""
+    """Upright ``(width, height)`` from an image's header (no decoding; an EXIF orientation that
+    rotates by 90 degrees swaps them, as the decoder's ``exif_transpose`` does), None if it cannot
+    be read (the decode check reports those)."""
     from PIL import Image
 
     try:
         with Image.open(path) as img:
-            return img.size
+            width, height = img.size
+            orientation = img.getexif().get(0x0112, 1)
     except Exception:  # noqa: BLE001 - UnidentifiedImageError, OSError, ...
         return None
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
 def _size_problem(mask: Path, msize: tuple[int, int], size: tuple[int, int]) -> str:
