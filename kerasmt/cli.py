@@ -32,7 +32,7 @@ outputs: OUT/STUDY.ipynb (executed notebook), OUT/STUDY.html (also on failure),
 notebooks are looked up in $KERASMT_NOTEBOOKS, else in the notebooks/ folder of the checkout.
 examples:
   kerasmt run fairface --smoke
-  kerasmt run fairface --data ~/data/fairface -p EPOCHS=30 -p BACKBONE=resnet
+  kerasmt run fairface --data ~/data/fairface -p EPOCHS=30 -p PATIENCE=5
   kerasmt run fairface -p STRATEGY=mirrored          # every GPU of this machine
   # several machines: on each, TF_CONFIG lists them all and gives this machine's task index
   TF_CONFIG='{"cluster": {"worker": ["h1:12345", "h2:12345"]}, "task": {"type": "worker", "index": 0}}' kerasmt run fairface -p STRATEGY=multi_worker

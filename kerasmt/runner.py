@@ -36,30 +36,31 @@ FINISHED_STUDIES: tuple[str, ...] = ("fairface", "recommender", "attribute_mtl",
 #: finished study together runs in under 15 minutes on 2 CPU cores. Real-data runs use the
 #: notebooks' own defaults (the reports' protocols).
 DEMO_PARAMETERS: dict[str, dict[str, Any]] = {
-    "fairface": {"MAX_EPOCHS": 8, "N_TRAIN": 3000, "N_VAL": 1000},
+    "fairface": {"EPOCHS": 8, "N_TRAIN": 3000, "N_VAL": 1000},
     "recommender": {},  # the notebook's synthetic defaults are already demo-sized (~35 s)
     "attribute_mtl": {"EPOCHS": 6, "BATCH_SIZE": 16, "LEARNING_RATE": 2e-3, "BN_MOMENTUM": 0.9},
     "utkface": {
-        "N_SYNTHETIC": 1500, "SUBSET": 1500, "SYNTHETIC_SIZE": 64, "IMAGE_SIZE": 32, "BASE_FILTERS": 8,
+        "N_SYNTHETIC": 1500, "SUBSET": 1500, "SYNTHETIC_IMAGE_SIZE": 64, "IMAGE_SIZE": 32, "BASE_FILTERS": 8,
         "BN_MOMENTUM": 0.9, "BATCH_SIZE": 64, "LEARNING_RATE": 2e-3, "AUGMENT": False, "EPOCHS": 9,
-        "PATIENCE": 9, "SEEDS": 2, "SEARCH_CNNS": [10, 18], "SEARCH_EPOCHS": 3,
-        "BACKBONES": ["VGG16", "ResNet50V2"], "WEIGHTS": None, "MODEL_B_SIZE": 32, "MODEL_B_EPOCHS": 6,
-        "HEAD_ORDERS": ["dense-dropout", "dense-bn", "dense-dropout-bn"], "HYPERBAND_EPOCHS": 3,
-        "HEAD_EPOCHS": 100, "FINE_TUNE_EPOCHS": 1,
+        "PATIENCE": 9, "N_SEEDS": 2, "SEARCH_CNNS": [10, 18], "EPOCHS_SEARCH": 3,
+        "BACKBONES": ["VGG16", "ResNet50V2"], "WEIGHTS": None, "IMAGE_SIZE_MODEL_B": 32, "EPOCHS_MODEL_B": 6,
+        "HEAD_ORDERS": ["dense-dropout", "dense-bn", "dense-dropout-bn"], "EPOCHS_HYPERBAND": 3,
+        "EPOCHS_HEAD": 100, "EPOCHS_FINE_TUNE": 1,
     },
     "beauty": {
-        "IMAGE_SIZE": 75, "N_PER_CLASS": 20, "MAX_EPOCHS": 2, "TL_EPOCHS": 30, "FT_LEARNING_RATE": 5e-5,
+        "IMAGE_SIZE": 75, "N_PER_CLASS": 20, "EPOCHS": 2, "EPOCHS_TL": 30, "LEARNING_RATE_FT": 5e-5,
         "SWEEP": ["tl", "ft-1", "ft-3", "ft-6"], "GROUPED_SWEEP": ["tl", "best"],
         "CACHE_FEATURES": True, "CACHE_BOUNDARY": True, "AUGMENT_COPIES": 1, "FT_HEAD_FROM_TL": True,
-        "SCRATCH_MODELS": ["SimpleNet"], "SCRATCH_EPOCHS": 1, "SCRATCH_IMAGE_SIZE": 32, "SCRATCH_LIMIT": 4,
-        "SCRATCH_BN_MOMENTUM": 0.9, "PRETRAIN_IMAGES": 1000,
+        "SCRATCH_MODELS": ["SimpleNet"], "EPOCHS_SCRATCH": 1, "IMAGE_SIZE_SCRATCH": 32, "SCRATCH_LIMIT": 4,
+        "BN_MOMENTUM_SCRATCH": 0.9, "N_PRETRAIN": 1000,
     },
     "fashion": {
-        "IMAGE_SIZE": 128, "ENCODER": "light", "CLASSIFIER_BACKBONE": "light", "WEIGHTS": None, "FEATURES": 32,
-        "N_TEST": 40, "EPOCHS_REFINENET": 16, "EPOCHS_CLASSIFIER": 8, "BATCH_SIZE": 4, "N_TIMING": 3,
-        "MRCNN_BACKBONE": "light", "MRCNN_INIT": "refinenet", "EPOCHS_MRCNN_HEADS": 1, "EPOCHS_MRCNN_ALL": 12,
-        "MRCNN_OPTIMIZER": "adam", "LR_MRCNN_HEADS": 0.002, "LR_MRCNN_ALL": 0.002, "LR_MRCNN_ALL_END": 0.0001,
-        "BATCH_SIZE_MRCNN": 4, "MRCNN_VALIDATE": False,
+        "IMAGE_SIZE": 128, "BACKBONE_REFINENET": "light", "BACKBONE_CLASSIFIER": "light", "WEIGHTS": None,
+        "FEATURES": 32,
+        "N_TEST": 40, "EPOCHS_REFINENET": 16, "EPOCHS_CLASSIFIER": 8, "BATCH_SIZE_REFINENET": 4, "N_TIMING": 3,
+        "BACKBONE_MRCNN": "light", "MRCNN_INIT": "refinenet", "EPOCHS_MRCNN_HEADS": 1, "EPOCHS_MRCNN_ALL": 12,
+        "MRCNN_OPTIMIZER": "adam", "LEARNING_RATE_MRCNN_HEADS": 0.002, "LEARNING_RATE_MRCNN_ALL": 0.002,
+        "LEARNING_RATE_MRCNN_ALL_END": 0.0001, "BATCH_SIZE_MRCNN": 4, "MRCNN_VALIDATE": False,
     },
 }
 

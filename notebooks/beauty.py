@@ -46,11 +46,11 @@ IMAGE_SIZE = 299           # the report's input size (InceptionV3 needs at least
 WEIGHTS = "auto"           # auto: imagenet with DATA_DIR, the synthetic stand-in without; or a weights file
 PREPROCESSING = "backbone" # backbone: InceptionV3's own [-1, 1] scaling; rescale: the report's 1/255
 BATCH_SIZE = 64            # the report's training batch
-EVAL_BATCH_SIZE = 128      # the report's validation batch
+BATCH_SIZE_EVAL = 128      # the report's validation batch
 LEARNING_RATE = 2e-4       # RMSprop, as in the report
-FT_LEARNING_RATE = None    # RMSprop rate of the FT regimes; None: LEARNING_RATE (the report)
-MAX_EPOCHS = 100           # early stopping (patience below) ends the runs sooner
-TL_EPOCHS = None           # cap for TL alone; None: MAX_EPOCHS
+LEARNING_RATE_FT = None    # RMSprop rate of the FT regimes; None: LEARNING_RATE (the report)
+EPOCHS = 100               # early stopping (patience below) ends the runs sooner
+EPOCHS_TL = None           # cap for TL alone; None: EPOCHS
 PATIENCE = 3               # early stopping on val_loss, best checkpoint restored
 SWEEP = ["tl", "ft-1", "ft-2", "ft-3", "ft-4", "ft-5", "ft-6", "ft-7", "ft-8", "ft-9"]
 GROUPED_SWEEP = ["tl", "ft-1", "ft-2", "ft-3", "ft-4", "ft-5", "ft-6", "ft-7", "ft-8", "ft-9"]  # "best": the best full regime
@@ -62,14 +62,14 @@ CACHE_BOUNDARY = False     # FT: train on cached activations of the frozen part 
 AUGMENT_COPIES = 0         # augmented copies in those caches (0: no augmentation there)
 FT_HEAD_FROM_TL = False    # start FT from the TL head; the report started from a random head
 SCRATCH_MODELS = ["InceptionV3", "ResNet50", "SimpleNet"]
-SCRATCH_EPOCHS = None      # None: MAX_EPOCHS
-SCRATCH_IMAGE_SIZE = None  # None: IMAGE_SIZE (InceptionV3 never below 75)
+EPOCHS_SCRATCH = None      # None: EPOCHS
+IMAGE_SIZE_SCRATCH = None  # None: IMAGE_SIZE (InceptionV3 never below 75)
 SCRATCH_LIMIT = None       # training images per class for the from-scratch runs; None: all
-SCRATCH_BN_MOMENTUM = None # None: Keras defaults; short runs need e.g. 0.9
+BN_MOMENTUM_SCRATCH = None # None: Keras defaults; short runs need e.g. 0.9
 N_PER_CLASS = 30           # synthetic dataset: images per class
-SYNTH_IMAGE_SIZE = 96      # synthetic dataset: image side in pixels
-PRETRAIN_IMAGES = 1500     # synthetic stand-in for ImageNet: source images
-PRETRAIN_EPOCHS = 2        # synthetic stand-in for ImageNet: epochs
+SYNTHETIC_IMAGE_SIZE = 96  # synthetic dataset: image side in pixels
+N_PRETRAIN = 1500          # synthetic stand-in for ImageNet: source images
+EPOCHS_PRETRAIN = 2        # synthetic stand-in for ImageNet: epochs
 CACHE_DIR = None           # keep the decoded image arrays here between runs (.npy files)
 
 # %%
@@ -86,10 +86,10 @@ from kerasmt.studies import beauty as study
 
 SMOKE = SMOKE or kerasmt.env_smoke()
 if SMOKE:  # ten images per class, one epoch, two regimes: checks that every cell runs
-    IMAGE_SIZE, N_PER_CLASS, SYNTH_IMAGE_SIZE, MAX_EPOCHS, TL_EPOCHS = 75, 10, 64, 1, 1
+    IMAGE_SIZE, N_PER_CLASS, SYNTHETIC_IMAGE_SIZE, EPOCHS, EPOCHS_TL = 75, 10, 64, 1, 1
     SWEEP, GROUPED_SWEEP, BATCH_SIZE = ["tl", "ft-1"], ["tl", "best"], 32
-    PRETRAIN_IMAGES, PRETRAIN_EPOCHS, CACHE_FEATURES, CACHE_BOUNDARY = 32, 1, True, True
-    SCRATCH_IMAGE_SIZE, SCRATCH_LIMIT, SCRATCH_EPOCHS, SCRATCH_BN_MOMENTUM = 32, 1, 1, 0.9
+    N_PRETRAIN, EPOCHS_PRETRAIN, CACHE_FEATURES, CACHE_BOUNDARY = 32, 1, True, True
+    IMAGE_SIZE_SCRATCH, SCRATCH_LIMIT, EPOCHS_SCRATCH, BN_MOMENTUM_SCRATCH = 32, 1, 1, 0.9
 OUT = kerasmt.resolve_out_dir(OUT_DIR, "beauty")
 kerasmt.set_seed(SEED)
 kerasmt.utils.quiet_tensorflow()
@@ -114,7 +114,7 @@ print("report's dataset:", dict(zip(fc.SPLITS, total.tolist())), "=", study.REPO
 print(fc.class_name("boxes_Oralhygiene_ElectricToothbrush_1124"), "|", len(fc.CLASSES), "classes")
 
 # %%
-data = study.load_data(DATA_DIR, IMAGE_SIZE, N_PER_CLASS, seed=SEED, synthetic_image_size=SYNTH_IMAGE_SIZE,
+data = study.load_data(DATA_DIR, IMAGE_SIZE, N_PER_CLASS, seed=SEED, synthetic_image_size=SYNTHETIC_IMAGE_SIZE,
                        cache_dir=CACHE_DIR)
 print(f"root: {data.root}")
 data.describe()
@@ -169,12 +169,12 @@ one = np.repeat(data.images["train"][:1].astype("float32") / 255.0, 8, axis=0)
 plots.image_grid(np.concatenate([one[:1], np.asarray(augmentation(one, training=True))]), ncols=9, cell=1.0);
 
 # %%
-WEIGHTS, weights_note = study.resolve_weights(WEIGHTS, data, BACKBONE, SEED, PRETRAIN_IMAGES, PRETRAIN_EPOCHS)
+WEIGHTS, weights_note = study.resolve_weights(WEIGHTS, data, BACKBONE, SEED, N_PRETRAIN, EPOCHS_PRETRAIN)
 print(f"backbone weights: {weights_note}")
 cache = study.FeatureCache()
-common = dict(backbone=BACKBONE, weights=WEIGHTS, preprocessing=PREPROCESSING, epochs=MAX_EPOCHS, tl_epochs=TL_EPOCHS,
-              patience=PATIENCE, batch_size=BATCH_SIZE, eval_batch_size=EVAL_BATCH_SIZE, learning_rate=LEARNING_RATE,
-              ft_learning_rate=FT_LEARNING_RATE,
+common = dict(backbone=BACKBONE, weights=WEIGHTS, preprocessing=PREPROCESSING, epochs=EPOCHS, tl_epochs=EPOCHS_TL,
+              patience=PATIENCE, batch_size=BATCH_SIZE, eval_batch_size=BATCH_SIZE_EVAL, learning_rate=LEARNING_RATE,
+              ft_learning_rate=LEARNING_RATE_FT,
               cache_features=CACHE_FEATURES, cache_boundary=CACHE_BOUNDARY, augment_copies=AUGMENT_COPIES,
               head_from_tl=FT_HEAD_FROM_TL, cache=cache, seed=SEED)
 
@@ -260,9 +260,9 @@ study.plot_histories(sweeps["grouped"], title=f"{grouping.n_groups} groups: accu
 scratch = {}
 for arch in SCRATCH_MODELS:
     scratch[arch] = study.train_scratch(
-        data, arch, OUT, image_size=SCRATCH_IMAGE_SIZE, epochs=SCRATCH_EPOCHS or MAX_EPOCHS, patience=PATIENCE,
-        batch_size=BATCH_SIZE, eval_batch_size=EVAL_BATCH_SIZE, learning_rate=LEARNING_RATE,
-        preprocessing=PREPROCESSING, limit_per_class=SCRATCH_LIMIT, bn_momentum=SCRATCH_BN_MOMENTUM, seed=SEED)
+        data, arch, OUT, image_size=IMAGE_SIZE_SCRATCH, epochs=EPOCHS_SCRATCH or EPOCHS, patience=PATIENCE,
+        batch_size=BATCH_SIZE, eval_batch_size=BATCH_SIZE_EVAL, learning_rate=LEARNING_RATE,
+        preprocessing=PREPROCESSING, limit_per_class=SCRATCH_LIMIT, bn_momentum=BN_MOMENTUM_SCRATCH, seed=SEED)
 study.scratch_table(scratch, best_full)
 
 # %%

@@ -8,7 +8,7 @@
 #
 # **Outputs shown here come from the synthetic FairFace dataset** that kerasmt writes in the real
 # layout (drawn faces whose tone, shape, hair and wrinkles depend on race, gender and age), produced
-# by the demo run `kerasmt run fairface` on a 2-core CPU with the epochs capped (`MAX_EPOCHS`). Their
+# by the demo run `kerasmt run fairface` on a 2-core CPU with the epochs capped (`EPOCHS`). Their
 # accuracies are not comparable with the report's; the report's numbers are shown beside ours.
 #
 # **Real data:** download FairFace (`fairface-img-margin025-trainval.zip` and the two label CSVs, see
@@ -22,8 +22,8 @@ OUT_DIR = None         # where models/*.keras and metrics.json go; None: runs/fa
 SEED = 0
 BATCH_SIZE = 32        # the report's batch size
 LEARNING_RATE = 1e-3   # Adam, as in the report
-MAX_EPOCHS = None      # cap on the report's epochs; None: the report's 10/50/50/10/10
-EARLY_STOPPING = None  # patience in epochs; None: the report's fixed-epoch protocol
+EPOCHS = None          # cap on the report's epochs; None: the report's 10/50/50/10/10
+PATIENCE = None        # patience in epochs; None: the report's fixed-epoch protocol
 N_TRAIN = 6000         # synthetic dataset size (ignored with DATA_DIR)
 N_VAL = 1200
 CACHE_DIR = None       # keep the decoded 32x32 arrays here between runs (.npy files)
@@ -43,7 +43,7 @@ strategy = distribute.get_strategy(STRATEGY)  # first: multi-worker collectives 
 SMOKE = SMOKE or kerasmt.env_smoke()
 LIMIT = None
 if SMOKE:  # a few hundred images, one epoch: checks that every cell runs
-    N_TRAIN, N_VAL, MAX_EPOCHS, LIMIT = 200, 60, 1, 200
+    N_TRAIN, N_VAL, EPOCHS, LIMIT = 200, 60, 1, 200
 OUT = kerasmt.resolve_out_dir(OUT_DIR, "fairface")
 kerasmt.set_seed(SEED)
 kerasmt.utils.quiet_tensorflow()
@@ -93,8 +93,8 @@ study.param_table()
 # %%
 results = {}
 results["dense_gender"] = study.train_classifier(
-    "dense", "gender", data, study.epochs_for("dense", "gender", MAX_EPOCHS), OUT,
-    BATCH_SIZE, LEARNING_RATE, SEED, EARLY_STOPPING, strategy=strategy)
+    "dense", "gender", data, study.epochs_for("dense", "gender", EPOCHS), OUT,
+    BATCH_SIZE, LEARNING_RATE, SEED, PATIENCE, strategy=strategy)
 results["dense_gender"].model.summary()
 
 # %%
@@ -105,8 +105,8 @@ study.plot_confusions(results["dense_gender"]);
 
 # %%
 results["dense_age"] = study.train_classifier(
-    "dense", "age", data, study.epochs_for("dense", "age", MAX_EPOCHS), OUT,
-    BATCH_SIZE, LEARNING_RATE, SEED, EARLY_STOPPING, strategy=strategy)
+    "dense", "age", data, study.epochs_for("dense", "age", EPOCHS), OUT,
+    BATCH_SIZE, LEARNING_RATE, SEED, PATIENCE, strategy=strategy)
 plots.plot_history(results["dense_age"].history, title="Task 1, age");
 
 # %%
@@ -121,8 +121,8 @@ study.plot_confusions(results["dense_age"]);
 # %%
 for task in ("gender", "age"):
     results[f"small_cnn_{task}"] = study.train_classifier(
-        "small_cnn", task, data, study.epochs_for("small_cnn", task, MAX_EPOCHS), OUT,
-        BATCH_SIZE, LEARNING_RATE, SEED, EARLY_STOPPING, strategy=strategy)
+        "small_cnn", task, data, study.epochs_for("small_cnn", task, EPOCHS), OUT,
+        BATCH_SIZE, LEARNING_RATE, SEED, PATIENCE, strategy=strategy)
 results["small_cnn_gender"].model.summary()
 
 # %%
@@ -146,8 +146,8 @@ study.plot_confusions(results["small_cnn_age"]);
 # %%
 for task in ("gender", "age"):
     results[f"own_cnn_{task}"] = study.train_classifier(
-        "own_cnn", task, data, study.epochs_for("own_cnn", task, MAX_EPOCHS), OUT,
-        BATCH_SIZE, LEARNING_RATE, SEED, EARLY_STOPPING, strategy=strategy)
+        "own_cnn", task, data, study.epochs_for("own_cnn", task, EPOCHS), OUT,
+        BATCH_SIZE, LEARNING_RATE, SEED, PATIENCE, strategy=strategy)
 results["own_cnn_gender"].model.summary()
 
 # %%
@@ -171,8 +171,8 @@ study.plot_confusions(results["own_cnn_age"]);
 
 # %%
 results["multitask"] = study.train_classifier(
-    "multitask", list(ff.TASKS), data, study.epochs_for("multitask", max_epochs=MAX_EPOCHS), OUT,
-    BATCH_SIZE, LEARNING_RATE, SEED, EARLY_STOPPING, strategy=strategy)
+    "multitask", list(ff.TASKS), data, study.epochs_for("multitask", max_epochs=EPOCHS), OUT,
+    BATCH_SIZE, LEARNING_RATE, SEED, PATIENCE, strategy=strategy)
 results["multitask"].model.summary()
 
 # %%
@@ -196,7 +196,7 @@ plots.image_grid(data.x_val[wrong], study.captions(data.val, wrong, results["mul
 # σ = exp(0.5·log σ²) (the report used exp(log σ²), i.e. σ², by mistake).
 
 # %%
-vae = study.train_vae(data, study.epochs_for("vae", max_epochs=MAX_EPOCHS), OUT, BATCH_SIZE, LEARNING_RATE, seed=SEED,
+vae = study.train_vae(data, study.epochs_for("vae", max_epochs=EPOCHS), OUT, BATCH_SIZE, LEARNING_RATE, seed=SEED,
                       strategy=strategy)
 vae.model.summary()
 
@@ -255,7 +255,7 @@ study.age_accuracy_check(results)
 #    `test_step` tracking reconstruction, KL and total loss, saved as `.keras`.
 # 3. **Protocol.** The report had no seeds, used the validation set as its test set and no early
 #    stopping (task 2 overfits). We seed every run, keep the report's fixed-epoch protocol by default
-#    and report the best epoch beside the last; `EARLY_STOPPING = <patience>` restores the best
+#    and report the best epoch beside the last; `PATIENCE = <patience>` restores the best
 #    weights instead.
 # 4. **Memory.** float64 arrays of 86k images (the report) take 8x the memory of our uint8 cache;
 #    see `benchmarks/fairface_pipeline.py`.

@@ -34,30 +34,30 @@ OUT_DIR = None                # where models/*.keras and metrics.json go; None: 
 SEED = 0
 LABEL_SET = "full"            # the report's final 11 classes ("base": its 5 classes)
 IMAGE_SIZE = 512              # training and test size, letterboxed (report: 512)
-TIMING_SIZE = 512             # CPU inference timing size (report: 512)
+IMAGE_SIZE_TIMING = 512       # CPU inference timing size (report: 512)
 N_TEST = 1000                 # held-out test images (report: 1000)
 N_SYNTHETIC = 240             # synthetic dataset size (ignored with DATA_DIR)
 WEIGHTS = "imagenet"          # encoder weights: "imagenet", None (random) or a weights file
-ENCODER = "ResNet101"         # RefineNet encoder (report: ResNet-101); "light" for CPU demos
+BACKBONE_REFINENET = "ResNet101" # RefineNet encoder (report: ResNet-101); "light" for CPU demos
 FEATURES = [512, 256, 256, 256]   # RefineNet-4..1 channels (report); one number for all blocks
-CLASSIFIER_BACKBONE = "ResNet50"  # multi-label baseline backbone; "light" for CPU demos
+BACKBONE_CLASSIFIER = "ResNet50"  # multi-label baseline backbone; "light" for CPU demos
 EPOCHS_REFINENET = 30
 EPOCHS_CLASSIFIER = 20
-BATCH_SIZE = 8                # RefineNet
+BATCH_SIZE_REFINENET = 8      # RefineNet
 BATCH_SIZE_CLASSIFIER = 16
 LEARNING_RATE = 2e-3          # Adam, both models
-MRCNN_BACKBONE = "resnet101"  # Mask R-CNN backbone (report: ResNet-101-FPN); "light" for CPU demos (uses WEIGHTS too)
+BACKBONE_MRCNN = "resnet101"  # Mask R-CNN backbone (report: ResNet-101-FPN); "light" for CPU demos (uses WEIGHTS too)
 MRCNN_INIT = None             # weights file loaded by layer name (report: COCO, mask_rcnn_coco.h5); "refinenet": the encoder of the RefineNet above
 EPOCHS_MRCNN_HEADS = 10       # stage 1: heads only, no augmentation (report 4.3)
 EPOCHS_MRCNN_ALL = 20         # stage 2: all layers, augmentation (report: 30 epochs in all for Full4)
 MRCNN_OPTIMIZER = "sgd"       # report: SGD, momentum 0.9, clip 5.0, weight decay 1e-4; or "adam"
-LR_MRCNN_HEADS = 5e-4         # report 4.3
-LR_MRCNN_ALL = 1e-4           # report 4.3: decaying to LR_MRCNN_ALL_END
-LR_MRCNN_ALL_END = 1e-5
+LEARNING_RATE_MRCNN_HEADS = 5e-4 # report 4.3
+LEARNING_RATE_MRCNN_ALL = 1e-4 # report 4.3: decaying to LEARNING_RATE_MRCNN_ALL_END
+LEARNING_RATE_MRCNN_ALL_END = 1e-5
 BATCH_SIZE_MRCNN = 2          # report: 2 images per GPU
 MRCNN_VALIDATE = True         # validation losses per epoch
 N_TIMING = 5                  # test images timed, after one untimed warm-up
-TIME_REPORT_CONFIG = True     # also time the report's RefineNet and Mask R-CNN (ResNet-101) at TIMING_SIZE, random weights
+TIME_REPORT_CONFIG = True     # also time the report's RefineNet and Mask R-CNN (ResNet-101) at IMAGE_SIZE_TIMING, random weights
 
 # %%
 import numpy as np
@@ -70,10 +70,10 @@ from kerasmt.studies import fashion as study
 
 SMOKE = SMOKE or kerasmt.env_smoke()
 if SMOKE:  # a few dozen tiny images, one epoch: checks that every cell runs
-    N_SYNTHETIC, N_TEST, IMAGE_SIZE, TIMING_SIZE, N_TIMING = 48, 12, 64, 128, 1
-    ENCODER, CLASSIFIER_BACKBONE, WEIGHTS, FEATURES = "light", "light", None, 16
+    N_SYNTHETIC, N_TEST, IMAGE_SIZE, IMAGE_SIZE_TIMING, N_TIMING = 48, 12, 64, 128, 1
+    BACKBONE_REFINENET, BACKBONE_CLASSIFIER, WEIGHTS, FEATURES = "light", "light", None, 16
     EPOCHS_REFINENET = EPOCHS_CLASSIFIER = EPOCHS_MRCNN_HEADS = EPOCHS_MRCNN_ALL = 1
-    MRCNN_BACKBONE, MRCNN_INIT, MRCNN_OPTIMIZER, LR_MRCNN_HEADS, LR_MRCNN_ALL = "light", "refinenet", "adam", 2e-3, 2e-3
+    BACKBONE_MRCNN, MRCNN_INIT, MRCNN_OPTIMIZER, LEARNING_RATE_MRCNN_HEADS, LEARNING_RATE_MRCNN_ALL = "light", "refinenet", "adam", 2e-3, 2e-3
     BATCH_SIZE_MRCNN, MRCNN_VALIDATE = 4, False
     TIME_REPORT_CONFIG = False
 OUT = kerasmt.resolve_out_dir(OUT_DIR, "fashion")
@@ -81,8 +81,8 @@ kerasmt.set_seed(SEED)
 kerasmt.utils.quiet_tensorflow()
 pd.set_option("display.max_columns", 30)
 pd.set_option("display.width", 200)
-print(f"data: {DATA_DIR or 'synthetic'} | smoke: {SMOKE} | size: {IMAGE_SIZE}px | encoders: {ENCODER}, "
-      f"{CLASSIFIER_BACKBONE} | weights: {WEIGHTS} | outputs: {OUT}")
+print(f"data: {DATA_DIR or 'synthetic'} | smoke: {SMOKE} | size: {IMAGE_SIZE}px | encoders: {BACKBONE_REFINENET}, "
+      f"{BACKBONE_CLASSIFIER} | weights: {WEIGHTS} | outputs: {OUT}")
 
 # %% [markdown]
 # ## The data
@@ -126,7 +126,7 @@ study.plot_examples(data, range(min(8, len(data.test))));
 # last two on the image only. Below, one test image through every step (each augmentation forced on):
 
 # %%
-study.plot_preprocessing(data, 0, size=TIMING_SIZE, seed=SEED);
+study.plot_preprocessing(data, 0, size=IMAGE_SIZE_TIMING, seed=SEED);
 
 # %% [markdown]
 # ## Metrics (report 2.3 and 5.2), checked against the report's worked examples
@@ -207,7 +207,7 @@ study.results_table(list(baselines.values()), include_report=())
 # %%
 results = {}
 results["multilabel"] = study.train_multilabel(
-    data, OUT, backbone=CLASSIFIER_BACKBONE, weights=WEIGHTS, epochs=EPOCHS_CLASSIFIER,
+    data, OUT, backbone=BACKBONE_CLASSIFIER, weights=WEIGHTS, epochs=EPOCHS_CLASSIFIER,
     batch_size=BATCH_SIZE_CLASSIFIER, learning_rate=LEARNING_RATE, seed=SEED)
 ml = results["multilabel"]
 print(f"{ml.model.name}: {ml.model.count_params():,} parameters, trained in {ml.train_seconds:.0f} s")
@@ -230,8 +230,8 @@ plots.plot_history(ml.history, metrics=("loss", "oa"), title="multi-label classi
 
 # %%
 results["refinenet"] = study.train_refinenet(
-    data, OUT, encoder=ENCODER, weights=WEIGHTS, features=FEATURES, epochs=EPOCHS_REFINENET,
-    batch_size=BATCH_SIZE, learning_rate=LEARNING_RATE, seed=SEED)
+    data, OUT, encoder=BACKBONE_REFINENET, weights=WEIGHTS, features=FEATURES, epochs=EPOCHS_REFINENET,
+    batch_size=BATCH_SIZE_REFINENET, learning_rate=LEARNING_RATE, seed=SEED)
 rn = results["refinenet"]
 print(f"{rn.model.name}: {rn.model.count_params():,} parameters, trained in {rn.train_seconds:.0f} s")
 plots.plot_history(rn.history, metrics=("loss",), title="RefineNet: class-weighted CE + Dice");
@@ -278,7 +278,7 @@ mr.appendix_b_check().T
 # pretrained, and the ground-truth boxes among the sampled RoIs so the heads learn while the RPN does):
 
 # %%
-mr_config = study.maskrcnn_config(data, MRCNN_BACKBONE, BATCH_SIZE_MRCNN)
+mr_config = study.maskrcnn_config(data, BACKBONE_MRCNN, BATCH_SIZE_MRCNN)
 changed = study.maskrcnn_config_table(mr_config)
 changed[~changed["same"]]
 
@@ -294,8 +294,8 @@ changed[~changed["same"]]
 # %%
 init = rn.checkpoint if MRCNN_INIT == "refinenet" else MRCNN_INIT
 results["mask_rcnn"] = study.train_maskrcnn(
-    data, OUT, backbone=MRCNN_BACKBONE, weights=WEIGHTS, epochs_heads=EPOCHS_MRCNN_HEADS, epochs_all=EPOCHS_MRCNN_ALL,
-    lr_heads=LR_MRCNN_HEADS, lr_all=LR_MRCNN_ALL, lr_all_end=LR_MRCNN_ALL_END, optimizer=MRCNN_OPTIMIZER,
+    data, OUT, backbone=BACKBONE_MRCNN, weights=WEIGHTS, epochs_heads=EPOCHS_MRCNN_HEADS, epochs_all=EPOCHS_MRCNN_ALL,
+    lr_heads=LEARNING_RATE_MRCNN_HEADS, lr_all=LEARNING_RATE_MRCNN_ALL, lr_all_end=LEARNING_RATE_MRCNN_ALL_END, optimizer=MRCNN_OPTIMIZER,
     batch_size=BATCH_SIZE_MRCNN, init_weights=init, validate=MRCNN_VALIDATE, seed=SEED)
 mrc = results["mask_rcnn"]
 if mrc.extra["load_report"]:
@@ -332,11 +332,11 @@ study.per_class_table([ml, rn, mrc], data)
 # %%
 import os
 
-timing_images = study.timing_images(data, N_TIMING, TIMING_SIZE)
+timing_images = study.timing_images(data, N_TIMING, IMAGE_SIZE_TIMING)
 timing = {
-    "refinenet": study.time_inference(study.semantic_predictor(rn.model, TIMING_SIZE), timing_images),
+    "refinenet": study.time_inference(study.semantic_predictor(rn.model, IMAGE_SIZE_TIMING), timing_images),
     "multilabel": study.time_inference(study.multilabel_predictor(ml.model), timing_images),
-    "mask_rcnn": study.time_inference(mr.predictor(study.maskrcnn_timing_model(mrc.model, TIMING_SIZE)), timing_images),
+    "mask_rcnn": study.time_inference(mr.predictor(study.maskrcnn_timing_model(mrc.model, IMAGE_SIZE_TIMING)), timing_images),
 }
 if TIME_REPORT_CONFIG:
     timing["refinenet_resnet101_report_config"] = study.time_report_refinenet(timing_images[:1], data.n_classes)

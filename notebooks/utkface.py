@@ -37,7 +37,7 @@ DATA_DIR = None          # folder of UTKFace images (age_gender_race_datetime.jp
 SMOKE = False            # tiny sizes for CI (also switched on by the env variable KERASMT_SMOKE)
 OUT_DIR = None           # models, split CSVs, tuner files, metrics.json; None: runs/utkface
 SEED = 0
-SEEDS = 3                # Model A and cross-stitch runs (seeds SEED, SEED + 1, ...), shown as mean ± std
+N_SEEDS = 3              # Model A and cross-stitch runs (seeds SEED, SEED + 1, ...), shown as mean ± std
 SUBSET = 5000            # the report's subset size
 EXCLUDE = []             # file names dropped from the subset (the report removed 2 non-face images)
 IMAGE_SIZE = 128         # the report's input: 128x128 RGB
@@ -52,20 +52,20 @@ CROSS_STITCH_LOSS_WEIGHTS = {"age": 1.0, "gender": 100.0}  # the report's cross-
 SEARCH = "configs"       # "configs" replays the report's CNNs; "grid", "random" or "bayesian" explore
 SEARCH_CNNS = None       # report CNN numbers (1 to 24) to replay; None: all 24
 SEARCH_TRIALS = 24       # trials of the grid / random / bayesian search
-SEARCH_EPOCHS = 1000     # cap per search trial (early stopping as above)
+EPOCHS_SEARCH = 1000     # cap per search trial (early stopping as above)
 SEARCH_EXECUTIONS = 1    # seeds per search trial (their scores are averaged)
 MODEL_A_CNN = 10         # the report's choice; "best" takes the best trial of our search
 BACKBONES = None         # Model B backbones to train; None: the report's six
 WEIGHTS = "imagenet"     # "imagenet" (Keras downloads it once), None (random, offline) or a weights file
-MODEL_B_SIZE = 128       # Model B input side (Xception needs at least 71, InceptionV3 75)
-MODEL_B_EPOCHS = 10      # epochs of the backbone and head-order comparisons (the report: 10)
+IMAGE_SIZE_MODEL_B = 128 # Model B input side (Xception needs at least 71, InceptionV3 75)
+EPOCHS_MODEL_B = 10      # epochs of the backbone and head-order comparisons (the report: 10)
 HEAD_ORDERS = None       # Table 4 head orders to compare (keys of transfer.HEAD_ORDERS); None: all seven
-HYPERBAND_EPOCHS = 30    # Hyperband max_epochs (learning rate and units of the heads)
-HEAD_EPOCHS = 30         # final Model B, phase 1: heads on cached features
+EPOCHS_HYPERBAND = 30    # Hyperband max_epochs (learning rate and units of the heads)
+EPOCHS_HEAD = 30         # final Model B, phase 1: heads on cached features
 FINE_TUNE_LAYERS = 2     # final Model B, phase 2: last weighted backbone layers unfrozen
-FINE_TUNE_EPOCHS = 50
+EPOCHS_FINE_TUNE = 50
 N_SYNTHETIC = 5000       # synthetic dataset size (ignored with DATA_DIR)
-SYNTHETIC_SIZE = 200     # synthetic image side (the real aligned and cropped images are 200x200)
+SYNTHETIC_IMAGE_SIZE = 200 # synthetic image side (the real aligned and cropped images are 200x200)
 CACHE_DIR = None         # keep decoded images here between runs (.npy files)
 STRATEGY = "default"     # tf.distribute: "mirrored" (all GPUs here), "multi_worker" (TF_CONFIG); BATCH_SIZE is global
 
@@ -89,14 +89,14 @@ tf.get_logger().setLevel("ERROR")  # no retracing notices: many small models are
 warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")  # Hyperband resumes
 SMOKE = SMOKE or kerasmt.env_smoke()
 if SMOKE:  # a few images, one epoch per step: checks that every cell runs
-    N_SYNTHETIC, SYNTHETIC_SIZE, SUBSET, IMAGE_SIZE, MODEL_B_SIZE = 160, 48, min(SUBSET, 200), 32, 32
-    SEEDS, EPOCHS, SEARCH_EPOCHS, BASE_FILTERS, BN_MOMENTUM = 1, 1, 1, 4, 0.9
+    N_SYNTHETIC, SYNTHETIC_IMAGE_SIZE, SUBSET, IMAGE_SIZE, IMAGE_SIZE_MODEL_B = 160, 48, min(SUBSET, 200), 32, 32
+    N_SEEDS, EPOCHS, EPOCHS_SEARCH, BASE_FILTERS, BN_MOMENTUM = 1, 1, 1, 4, 0.9
     SEARCH, SEARCH_CNNS, SEARCH_EXECUTIONS = "configs", [10, 18], 1
     BACKBONES, WEIGHTS, HEAD_ORDERS = ["VGG16"], None, ["dense-dropout", "bn-dense-dropout"]
-    MODEL_B_EPOCHS, HYPERBAND_EPOCHS, HEAD_EPOCHS, FINE_TUNE_EPOCHS = 1, 2, 1, 1
+    EPOCHS_MODEL_B, EPOCHS_HYPERBAND, EPOCHS_HEAD, EPOCHS_FINE_TUNE = 1, 2, 1, 1
 BACKBONES = list(BACKBONES or transfer.REPORT_BACKBONES)
 HEAD_ORDERS = {k: transfer.HEAD_ORDERS[k] for k in (HEAD_ORDERS or transfer.HEAD_ORDERS)}
-SEED_LIST = [SEED + i for i in range(SEEDS)]
+SEED_LIST = [SEED + i for i in range(N_SEEDS)]
 OUT = kerasmt.resolve_out_dir(OUT_DIR, "utkface")
 strategy = distribute.get_strategy(STRATEGY)
 kerasmt.set_seed(SEED)
@@ -121,7 +121,7 @@ print(distribute.describe(strategy))
 
 # %%
 data = study.load_data(DATA_DIR, SUBSET, seed=SEED, exclude=EXCLUDE, image_size=IMAGE_SIZE,
-                       n_synthetic=N_SYNTHETIC, synthetic_image_size=SYNTHETIC_SIZE, out_dir=OUT, cache_dir=CACHE_DIR)
+                       n_synthetic=N_SYNTHETIC, synthetic_image_size=SYNTHETIC_IMAGE_SIZE, out_dir=OUT, cache_dir=CACHE_DIR)
 print(f"root: {data.root}\n{len(data.manifest)} images read, {len(data.skipped)} skipped (malformed names), "
       f"subset {len(data.subset)}, decoded to {data.images_at().shape} {data.images_at().dtype}")
 print("split CSVs:", ", ".join(sorted(p.name for p in data.split_files.values())))
@@ -212,7 +212,7 @@ report_t2.sort_values("score").head(8)
 # %%
 t0 = time.perf_counter()
 tuner, search = study.run_search(
-    data, OUT, SEARCH, cnns=SEARCH_CNNS, max_trials=SEARCH_TRIALS, epochs=SEARCH_EPOCHS,
+    data, OUT, SEARCH, cnns=SEARCH_CNNS, max_trials=SEARCH_TRIALS, epochs=EPOCHS_SEARCH,
     executions=SEARCH_EXECUTIONS, seed=SEED, base_filters=BASE_FILTERS, bn_momentum=BN_MOMENTUM,
     learning_rate=LEARNING_RATE, batch_size=BATCH_SIZE, augment=AUGMENT, patience=PATIENCE)
 print(f"{len(search)} trials in {time.perf_counter() - t0:.0f} s")
@@ -302,8 +302,8 @@ study.plot_curves(stitch_runs[0], title="cross-stitch Model A, learning curves")
 # model, at the cost of one forward pass per image. Scores are on the final validation split.
 
 # %%
-print(f"training {BACKBONES} at {MODEL_B_SIZE}x{MODEL_B_SIZE}, weights={WEIGHTS!r}")
-table3, backbone_runs = study.compare_backbones(data, BACKBONES, WEIGHTS, MODEL_B_SIZE, MODEL_B_EPOCHS,
+print(f"training {BACKBONES} at {IMAGE_SIZE_MODEL_B}x{IMAGE_SIZE_MODEL_B}, weights={WEIGHTS!r}")
+table3, backbone_runs = study.compare_backbones(data, BACKBONES, WEIGHTS, IMAGE_SIZE_MODEL_B, EPOCHS_MODEL_B,
                                                 LEARNING_RATE, BATCH_SIZE, SEED)
 best_backbone = table3.index[0]
 print(f"best by score: {best_backbone}")
@@ -316,7 +316,7 @@ table3
 # the best backbone's cached features:
 
 # %%
-table4 = study.compare_heads(data, backbone_runs[best_backbone], HEAD_ORDERS, epochs=MODEL_B_EPOCHS,
+table4 = study.compare_heads(data, backbone_runs[best_backbone], HEAD_ORDERS, epochs=EPOCHS_MODEL_B,
                              learning_rate=LEARNING_RATE, batch_size=BATCH_SIZE, seed=SEED)
 best_head = transfer.HEAD_ORDERS[table4.sort_values("score")["order"].iloc[0]]
 print(f"best head: {' -> '.join(best_head)}")
@@ -327,7 +327,7 @@ table4.sort_values("score")
 
 # %%
 hb_tuner, hb_table, hb_best = study.run_hyperband(data, backbone_runs[best_backbone], best_head, OUT,
-                                                  max_epochs=HYPERBAND_EPOCHS, batch_size=BATCH_SIZE, seed=SEED)
+                                                  max_epochs=EPOCHS_HYPERBAND, batch_size=BATCH_SIZE, seed=SEED)
 print(f"{len(hb_table)} Hyperband trials; best: {hb_best}")
 hb_table.sort_values("val_score").head(10)
 
@@ -344,8 +344,8 @@ hb_table.sort_values("val_score").head(10)
 
 # %%
 model_b = study.train_model_b(data, backbone_runs[best_backbone], OUT, head=best_head, units=hb_best["units"],
-                              learning_rate=hb_best["learning_rate"], head_epochs=HEAD_EPOCHS,
-                              fine_tune_layers=FINE_TUNE_LAYERS, fine_tune_epochs=FINE_TUNE_EPOCHS,
+                              learning_rate=hb_best["learning_rate"], head_epochs=EPOCHS_HEAD,
+                              fine_tune_layers=FINE_TUNE_LAYERS, fine_tune_epochs=EPOCHS_FINE_TUNE,
                               patience=PATIENCE, batch_size=BATCH_SIZE, augment=AUGMENT, seed=SEED)
 print(f"Model B = {best_backbone} + {' -> '.join(best_head)} ({hb_best['units']} units); unfrozen: {model_b.extra['unfrozen']}")
 print(f"val score: heads {model_b.extra['val_score_heads']:.3f}, fine-tuned {model_b.extra['val_score_fine_tuned']:.3f}; "
@@ -425,7 +425,7 @@ metrics = study.metrics_summary(
     fairness=(by_age, by_race),
     extra={"hyperband": {"best": hb_best, "trials": len(hb_table)}, "seconds": round(time.perf_counter() - START, 1),
            "config": {"model_a": config, "image_size": IMAGE_SIZE, "base_filters": BASE_FILTERS, "weights": WEIGHTS,
-                      "backbones": BACKBONES, "model_b_size": MODEL_B_SIZE}})
+                      "backbones": BACKBONES, "model_b_size": IMAGE_SIZE_MODEL_B}})
 path = kerasmt.save_metrics(metrics, OUT)
 print(path)
 print(f"total {time.perf_counter() - START:.0f} s")

@@ -34,7 +34,7 @@ def test_run_fashion_smoke_writes_every_output(tmp_path):
     assert metrics["models"]["multilabel"]["tto"] is None  # no masks, no segmentation score
     assert metrics["models"]["refinenet"]["tto"] is not None
     assert metrics["models"]["mask_rcnn"]["tto"] is not None and 0.0 <= metrics["models"]["mask_rcnn"]["map50"] <= 1.0
-    assert metrics["timing"]["mask_rcnn"]["size"] == 128  # smoke: TIMING_SIZE 128
+    assert metrics["timing"]["mask_rcnn"]["size"] == 128  # smoke: IMAGE_SIZE_TIMING 128
     assert metrics["worked_examples"]["table_10_rows_ok"]["Base2"] is False
     assert metrics["worked_examples"]["table_2"]["oa"] == pytest.approx(0.8)
     assert metrics["report"]["Full4"]["tto"] == pytest.approx(1.853, abs=1e-3)
