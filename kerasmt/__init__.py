@@ -14,6 +14,7 @@ from kerasmt.utils import (  # noqa: F401  (light, no TensorFlow import)
     resolve_out_dir,
     save_metrics,
     set_seed,
+    smoke_sizes,
 )
 
 __version__ = "0.1.0"
@@ -48,4 +49,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'kerasmt' has no attribute {name!r}")
 
 
-__all__ = sorted(_SUBMODULES | {"env_smoke", "resolve_out_dir", "save_metrics", "set_seed", "__version__"})
+__all__ = sorted(_SUBMODULES | {"env_smoke", "resolve_out_dir", "save_metrics", "set_seed", "smoke_sizes", "__version__"})

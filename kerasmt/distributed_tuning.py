@@ -14,8 +14,9 @@ those variables, picks the study's search function and, for one machine, starts 
 A study's search is a function ``search(request: TuneRequest) -> keras_tuner.Tuner`` that builds
 its tuner with ``directory=request.directory``, ``project_name=request.project_name`` and
 ``overwrite=False`` (the chief's files must survive the workers' start) and calls
-``tuner.search(...)``; :data:`SEARCHES` maps study names to them (``utkface``: the report's Model
-A search of :mod:`kerasmt.tuning`), and ``"package.module:function"`` names any other.
+``tuner.search(...)``. :data:`SEARCHES` maps names to their entry points (``utkface``: the
+report's Model A search, :mod:`kerasmt.studies.utkface_search`), and ``"package.module:function"``
+names any other; this module imports no study.
 """
 from __future__ import annotations
 
@@ -116,71 +117,24 @@ def tuner_environment(role: str, oracle: str, tuner_id: str | None = None) -> di
 
 
 # ------------------------------------------------------------------------------------ searches
-def _utkface_sizes(smoke: bool) -> dict[str, Any]:
-    if smoke:  # as the UTKFace notebook's SMOKE switch
-        return dict(n_synthetic=160, synthetic_image_size=48, subset=200, image_size=32, base_filters=4,
-                    bn_momentum=0.9, epochs=1, patience=50, batch_size=32)
-    return dict(n_synthetic=5000, synthetic_image_size=200, subset=5000, image_size=128, base_filters=64,
-                bn_momentum=0.99, epochs=1000, patience=50, batch_size=32)
-
-
-def _utkface_prepare(request: TuneRequest) -> str | None:
-    if request.data_dir:
-        return request.data_dir
-    from kerasmt.datasets import utkface as utk
-
-    sizes = _utkface_sizes(request.smoke)
-    return str(utk.synthetic_root(sizes["n_synthetic"], request.seed, sizes["synthetic_image_size"]))
-
-
-def utkface_search(request: TuneRequest) -> Any:
-    """The UTKFace Model A search (:func:`kerasmt.tuning.search_model_a`) on the study's
-    ``search`` split, as ``study.run_search`` does it: trials train on its training part with
-    augmentation, stop early on its validation part and are scored on its third part.
-
-    ``algorithm`` ``"configs"`` (default) replays the report's CNNs 1, 2, ... (``max_trials`` of
-    them, all 24 by default); ``"grid"``, ``"random"``, ``"bayesian"`` explore the report's space.
-    The report's sizes (5,000 images at 128x128, 1,000-epoch cap, patience 50), or the notebook's
-    smoke sizes with ``smoke``. The chief loads no images (it never trains).
-    """
-    from kerasmt import tuning
-    from kerasmt.studies import utkface as study
-
-    sizes = _utkface_sizes(request.smoke)
-    algorithm = request.algorithm or "configs"
-    epochs = int(request.epochs or sizes["epochs"])
-    size = sizes["image_size"]
-    configs = [study.report_config(row[0]) for row in study.REPORT_TABLE2] if algorithm == "configs" else None
-    if request.role == "chief":
-        train = validation = rank = None
-        age_bias = 0.0  # the chief builds the hypermodel only to declare the search space
-    else:
-        data = study.load_data(request.data_dir, sizes["subset"], seed=request.seed, image_size=size,
-                               n_synthetic=sizes["n_synthetic"], synthetic_image_size=sizes["synthetic_image_size"])
-        augment = study.augmentation(request.seed)
-        train = data.dataset("search", "train", sizes["batch_size"], augment=augment, seed=request.seed)
-        validation, rank = data.dataset("search", "val", None), data.dataset("search", "test", None)
-        age_bias = data.mean_age("search")
-    return tuning.search_model_a(
-        train, validation, rank, request.directory, (size, size, 3), epochs=epochs, algorithm=algorithm,
-        configs=configs, max_trials=request.max_trials, seed=request.seed, overwrite=False,
-        verbose=request.verbose, base_filters=sizes["base_filters"], age_bias=age_bias,
-        bn_momentum=sizes["bn_momentum"], patience=sizes["patience"],
-    )
-
-
-#: study name -> its distributed search
-SEARCHES: dict[str, SearchSpec] = {
-    "utkface": SearchSpec(utkface_search, project_name="model_a", prepare=_utkface_prepare),
+#: study name -> the entry point ("package.module:function") of its distributed search; the
+#: module is imported only when that search runs. Add others with :func:`register_search`.
+SEARCHES: dict[str, str] = {
+    "utkface": "kerasmt.studies.utkface_search:search",
 }
 
 
-def resolve_search(study: str) -> SearchSpec:
-    """The :class:`SearchSpec` of a registered study, or of ``"package.module:function"``
-    (project name ``search``)."""
-    if study in SEARCHES:
-        return SEARCHES[study]
-    module_name, sep, attribute = study.partition(":")
+def register_search(name: str, entry_point: str | SearchFunction) -> None:
+    """Register a search under ``name`` for ``kerasmt tune NAME``: an entry point
+    ``"package.module:function"`` or the function itself (a ``search(TuneRequest)`` whose optional
+    attributes ``project_name`` and ``prepare`` fill the :class:`SearchSpec`)."""
+    if not name or ":" in name:
+        raise TuneError(f"a search name must be non-empty and without ':', got {name!r}")
+    SEARCHES[name] = entry_point  # type: ignore[assignment]
+
+
+def _load_entry_point(entry_point: str, study: str) -> SearchFunction:
+    module_name, sep, attribute = entry_point.partition(":")
     if not sep or not module_name or not attribute:
         raise TuneError(f"unknown study {study!r} for `kerasmt tune`; expected one of {sorted(SEARCHES)} "
                         "or 'package.module:function' (a search function taking a TuneRequest)")
@@ -191,7 +145,17 @@ def resolve_search(study: str) -> SearchSpec:
     function = getattr(module, attribute, None)
     if not callable(function):
         raise TuneError(f"{module_name!r} has no search function {attribute!r}")
-    return SearchSpec(function, project_name=getattr(function, "project_name", "search"))
+    return function
+
+
+def resolve_search(study: str) -> SearchSpec:
+    """The :class:`SearchSpec` of a registered name (:data:`SEARCHES`) or of an entry point
+    ``"package.module:function"``; the function's ``project_name`` (default ``search``) and
+    ``prepare`` attributes complete it."""
+    target = SEARCHES.get(study, study)
+    function = target if callable(target) else _load_entry_point(target, study)
+    return SearchSpec(function, project_name=getattr(function, "project_name", "search"),
+                      prepare=getattr(function, "prepare", None))
 
 
 # ------------------------------------------------------------------------------------ one process

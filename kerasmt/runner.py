@@ -18,6 +18,7 @@ import ast
 import contextlib
 import inspect
 import json
+import keyword
 import math
 import os
 import re
@@ -251,10 +252,13 @@ def parse_parameter(item: str) -> tuple[str, Any]:
     """``"NAME=VALUE"`` -> ``(NAME, parse_value(VALUE))``; errors say what was expected."""
     name, sep, value = item.partition("=")
     name = name.strip()
-    if not sep or not name.isidentifier():
+    if not sep or not name.isidentifier() or keyword.iskeyword(name):
+        what = "a Python keyword" if keyword.iskeyword(name) else "not a Python identifier"
+        if not sep:
+            what = "no '=' in it"
         raise UsageError(
-            f"bad parameter {item!r}: expected NAME=VALUE with NAME a Python identifier "
-            f"(e.g. -p EPOCHS=5 -p LR=1e-3 -p BACKBONE=resnet)"
+            f"bad parameter -p {item!r}: {what}; expected NAME=VALUE with NAME a parameter of the "
+            f"notebook's first cell (e.g. -p EPOCHS=5 -p LEARNING_RATE=1e-3)"
         )
     if name in RESERVED_PARAMETERS:
         option = {"DATA_DIR": "--data", "SMOKE": "--smoke", "OUT_DIR": "--out"}[name]
@@ -301,8 +305,10 @@ class RunResult:
         return data
 
 
-def _kernel_manager_class() -> type:
-    """An AsyncKernelManager whose IPython kernel always runs on ``sys.executable``.
+def _kernel_manager_class(extra_env: Mapping[str, str] | None = None) -> type:
+    """An AsyncKernelManager whose IPython kernel always runs on ``sys.executable``, with
+    ``extra_env`` added to the kernel's environment (per kernel: concurrent runs of ``kerasmt
+    demo --jobs`` each get their own).
 
     Jupyter may resolve ``python3`` to a kernelspec of another environment (a user-level spec in
     ``~/.local/share/jupyter`` or on ``$JUPYTER_PATH``); the notebook must see the same
@@ -310,7 +316,14 @@ def _kernel_manager_class() -> type:
     """
     from jupyter_client import AsyncKernelManager
 
+    added = dict(extra_env or {})
+
     class SameInterpreterKernelManager(AsyncKernelManager):
+        async def _async_pre_start_kernel(self, **kw: Any) -> Any:
+            env = dict(kw.pop("env", None) or os.environ)
+            env.update(added)
+            return await super()._async_pre_start_kernel(env=env, **kw)
+
         def __init__(self, **kwargs: Any):
             super().__init__(**kwargs)
             # CurveZMQ keys where this jupyter_client/pyzmq can provision them (also silences
@@ -370,12 +383,46 @@ def _kernel_environment(smoke: bool) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def export_html(ipynb: str | os.PathLike, html: str | os.PathLike) -> Path:
-    """nbconvert HTML export of an (executed) notebook."""
+def run_record_markdown(record: Mapping[str, Any]) -> str:
+    """The ``run`` record of ``metrics.json`` (:func:`kerasmt.utils.run_record`) as a short
+    markdown block: command, host, devices, git commit, package versions and every parameter."""
+    def code(value: Any) -> str:
+        text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+        return "`" + text.replace("`", "'") + "`"
+
+    devices = record.get("devices") or {}
+    git = record.get("git")
+    versions = record.get("versions") or {}
+    lines = ["### Run record", ""]
+    if record.get("command"):
+        lines.append(f"- command: {code(record['command'])}")
+    lines.append(f"- time: {record.get('time')} on host `{record.get('host')}`, Python {record.get('python')}, "
+                 f"{record.get('platform')}")
+    lines.append(f"- devices: {devices.get('device') or devices.get('note') or devices.get('cpu')}")
+    if git:
+        lines.append(f"- git: `{git.get('commit')}`{' (uncommitted changes)' if git.get('dirty') else ''}")
+    lines.append("- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v))
+    params = record.get("parameters")
+    if isinstance(params, Mapping) and params:
+        explicit = set(record.get("explicit_parameters") or ())
+        smoke = record.get("smoke_sizes") or {}
+        lines += ["", "| parameter | value | set by |", "|---|---|---|"]
+        for name, value in params.items():
+            by = "-p / --data" if name in explicit else "smoke size" if name in smoke else "notebook"
+            lines.append(f"| {name} | {code(value).replace('|', '&#124;')} | {by} |")
+    return "\n".join(lines) + "\n"
+
+
+def export_html(ipynb: str | os.PathLike, html: str | os.PathLike,
+                run: Mapping[str, Any] | None = None) -> Path:
+    """nbconvert HTML export of an (executed) notebook; ``run`` (a run record) is shown at the
+    top of the report (the ``.ipynb`` itself is left unchanged)."""
     import nbformat
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(ipynb), as_version=4)
+    if run:
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(run_record_markdown(run)))
     body, _ = HTMLExporter().from_notebook_node(nb)
     html = Path(html)
     html.write_text(body, encoding="utf-8")
@@ -455,6 +502,21 @@ def _progress_hook(path: Path, stream: TextIO, start: float) -> Callable[..., No
     return on_cell_execute
 
 
+def _command_line(study: str, data_dir: Any, smoke: bool, out: Path, params: Mapping[str, Any]) -> str:
+    """The ``kerasmt run`` command equivalent to a :func:`run_study` call (for the run record)."""
+    import shlex
+
+    parts = ["kerasmt", "run", study]
+    if data_dir is not None:
+        parts += ["--data", str(data_dir)]
+    if smoke:
+        parts.append("--smoke")
+    parts += ["--out", str(out)]
+    for name, value in params.items():
+        parts += ["-p", f"{name}={json.dumps(value) if not isinstance(value, str) else value}"]
+    return shlex.join(parts)
+
+
 def run_study(
     study: str,
     *,
@@ -465,6 +527,7 @@ def run_study(
     timeout: float | None = None,
     log_output: bool = False,
     progress: TextIO | None = None,
+    command: str | None = None,
 ) -> RunResult:
     """Execute ``notebooks/<study>.ipynb`` with papermill.
 
@@ -484,6 +547,14 @@ def run_study(
     bad = [k for k in extra if k in RESERVED_PARAMETERS]
     if bad:
         raise UsageError(f"parameters {bad} are set by the runner (use data_dir/smoke/out_dir)")
+    declared = notebook_parameters(path)
+    if declared is not None:
+        unknown = [k for k in extra if k not in declared]
+        if unknown:
+            raise UsageError(
+                f"-p {', '.join(unknown)}: not a parameter of {study} (the first cell of {path.name}).\n"
+                f"{study}'s parameters: {', '.join(k for k in declared if k not in RESERVED_PARAMETERS)}"
+                f"\n(DATA_DIR, SMOKE, OUT_DIR: use --data, --smoke, --out)")
     if data_dir is not None:
         data_path = Path(data_dir).expanduser().resolve()
         if not data_path.exists():
@@ -500,7 +571,6 @@ def run_study(
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
-    declared = notebook_parameters(path)
     if declared is None:
         print(f"warning: {path.name} has no code cell tagged 'parameters'; papermill injects "
               f"the parameters at the top of the notebook", file=sys.stderr)
@@ -509,10 +579,6 @@ def run_study(
         if unused:
             print(f"warning: the parameters cell of {path.name} does not define {', '.join(unused)} "
                   f"(every study notebook should)", file=sys.stderr)
-        unknown = [k for k in extra if k not in declared]
-        if unknown:
-            print(f"warning: -p {', '.join(unknown)}: not defined in the parameters cell of "
-                  f"{path.name} (it defines {', '.join(declared)}); injected anyway", file=sys.stderr)
 
     pm_logger = logging.getLogger("papermill")
     noise = _PapermillNoise()
@@ -529,7 +595,16 @@ def run_study(
         pm_logger.addHandler(handler)
         pm_logger.setLevel(logging.INFO)
 
-    engine_kwargs: dict[str, Any] = {"kernel_manager_class": _kernel_manager_class()}
+    from kerasmt import utils
+
+    explicit = [*(["DATA_DIR"] if data_dir is not None else []), *extra]
+    kernel_env = {
+        utils.EXPLICIT_ENV: json.dumps(explicit),
+        utils.COMMAND_ENV: command or _command_line(study, data_dir, smoke, out, extra),
+    }
+    if declared is not None:
+        kernel_env[utils.PARAMETER_NAMES_ENV] = json.dumps(declared)
+    engine_kwargs: dict[str, Any] = {"kernel_manager_class": _kernel_manager_class(kernel_env)}
     start = time.perf_counter()
     if progress is not None:
         engine_kwargs["on_cell_execute"] = _progress_hook(path, progress, start)
@@ -576,8 +651,12 @@ def run_study(
         import nbformat
 
         nbformat.write(clean_executed_notebook(nbformat.read(str(out_nb), as_version=4)), str(out_nb))
+        run = _read_run_record(metrics_path)
+        if run is None:  # the notebook failed before saving its metrics: what the runner knows
+            run = utils.run_record()
+            run.update(command=kernel_env[utils.COMMAND_ENV], explicit_parameters=explicit, parameters=params)
         try:
-            html = export_html(out_nb, out_html)
+            html = export_html(out_nb, out_html, run=run)
         except Exception as exc:  # a broken export must not hide the notebook's own error
             print(f"warning: HTML export of {out_nb} failed: {exc}", file=sys.stderr)
     if failure is not None:
@@ -601,6 +680,14 @@ def run_study(
 
 
 # -------------------------------------------------------------------------------------- metrics
+def _read_run_record(metrics_path: Path) -> dict[str, Any] | None:
+    try:
+        record = json.loads(metrics_path.read_text()).get("run")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def _is_scalar(value: Any) -> bool:
     return value is None or isinstance(value, (bool, int, float, str))
 
@@ -640,6 +727,12 @@ def describe_metrics(metrics: Mapping[str, Any]) -> list[str]:
         lines += [f"  {k} = {format_value(v)}" for k, v in summary.items()]
     for key, value in metrics.items():
         if key == "summary" and isinstance(value, Mapping):
+            continue
+        if key == "run" and isinstance(value, Mapping):  # the run record: one line
+            git = value.get("git") or {}
+            devices = value.get("devices") or {}
+            lines.append(f"run: host={value.get('host')} devices={devices.get('device') or devices.get('cpu')} "
+                         f"git={str(git.get('commit', ''))[:10] or None}{'+dirty' if git.get('dirty') else ''}")
             continue
         if isinstance(value, Mapping) and value and len(value) <= 8 and all(_is_scalar(v) for v in value.values()):
             lines.append(f"{key}: {format_pairs(value)}")

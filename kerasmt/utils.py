@@ -71,12 +71,15 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def save_metrics(metrics: Mapping[str, Any], out_dir: str | os.PathLike) -> Path:
-    """Write ``metrics.json`` (NumPy scalars and arrays converted, NaN -> null) and return its path."""
-    path = Path(out_dir) / "metrics.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_jsonable(metrics), indent=2, sort_keys=True) + "\n")
-    return path
+def save_metrics(metrics: Mapping[str, Any], out_dir: str | os.PathLike, record_run: bool = True) -> Path:
+    """Write ``metrics.json`` atomically (NumPy scalars and arrays converted, NaN -> null) and
+    return its path. ``record_run`` adds a ``run`` entry (:func:`run_record`: versions, devices,
+    git commit, host, command and the notebook's parameters) unless ``metrics`` has one."""
+    data = dict(metrics)
+    if record_run and "run" not in data:
+        data["run"] = run_record()
+    return atomic_write_text(Path(out_dir) / "metrics.json",
+                             json.dumps(_jsonable(data), indent=2, sort_keys=True, default=str) + "\n")
 
 
 def count_params(model: Any) -> dict[str, int]:
@@ -92,3 +95,177 @@ def quiet_tensorflow() -> None:
     import logging
 
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+# ------------------------------------------------------------------------------- atomic files
+def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and
+    :func:`os.replace` (readers see the old file or the new one, never a torn one)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding=encoding)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+# ------------------------------------------------------------------------ smoke sizes and runs
+#: Set by ``kerasmt run`` in the kernel's environment: JSON list of the parameters given
+#: explicitly (``-p NAME=VALUE``, ``--data``), which smoke sizes must not override.
+EXPLICIT_ENV = "KERASMT_EXPLICIT_PARAMETERS"
+#: Set by ``kerasmt run``: JSON list of the names in the notebook's parameters cell.
+PARAMETER_NAMES_ENV = "KERASMT_PARAMETER_NAMES"
+#: Set by ``kerasmt run``: the command line that started the run.
+COMMAND_ENV = "KERASMT_COMMAND"
+
+_RUN_STATE: dict[str, Any] = {}
+
+
+def _env_json_list(name: str) -> list[str] | None:
+    raw = os.environ.get(name)
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return [str(v) for v in value] if isinstance(value, list) else None
+
+
+def explicit_parameters() -> list[str]:
+    """Names the user set explicitly for this run (``kerasmt run -p``), from ``$KERASMT_EXPLICIT_PARAMETERS``."""
+    return _env_json_list(EXPLICIT_ENV) or []
+
+
+def _is_parameter_value(value: Any) -> bool:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_is_parameter_value(v) for v in value)
+    if isinstance(value, Mapping):
+        return all(isinstance(k, str) and _is_parameter_value(v) for k, v in value.items())
+    return False
+
+
+def smoke_sizes(namespace: dict[str, Any], **sizes: Any) -> dict[str, Any]:
+    """Apply a notebook's smoke sizes: with ``namespace["SMOKE"]`` (or ``KERASMT_SMOKE=1``) each
+    ``NAME=value`` is assigned in ``namespace`` (the notebook's ``globals()``) unless the user set
+    ``NAME`` explicitly (``kerasmt run --smoke -p NAME=VALUE``: the explicit value wins).
+
+    Also records the notebook's parameters (the names of its parameters cell when run by
+    ``kerasmt run``, else every upper-case name holding a plain value) for the ``run`` record
+    that :func:`save_metrics` adds to ``metrics.json``. Returns the sizes applied.
+    """
+    smoke = bool(namespace.get("SMOKE")) or env_smoke()
+    explicit = set(explicit_parameters())
+    applied: dict[str, Any] = {}
+    kept: list[str] = []
+    if smoke:
+        for name, value in sizes.items():
+            if name in explicit:
+                kept.append(name)
+            else:
+                namespace[name] = value
+                applied[name] = value
+        if kept:
+            print("smoke sizes: kept the explicit " + ", ".join(f"{k}={namespace.get(k)!r}" for k in kept))
+    names = _env_json_list(PARAMETER_NAMES_ENV)
+    if names is None:
+        names = [k for k, v in namespace.items()
+                 if k.isupper() and not k.startswith("_") and _is_parameter_value(v)]
+    _RUN_STATE["parameters"] = {k: namespace[k] for k in names if k in namespace}
+    _RUN_STATE["smoke"] = smoke
+    _RUN_STATE["smoke_sizes"] = applied
+    return applied
+
+
+def _package_versions() -> dict[str, str | None]:
+    from importlib import metadata
+
+    versions: dict[str, str | None] = {}
+    for dist in ("kerasmt", "tensorflow", "keras", "numpy", "pandas", "scikit-learn", "scipy",
+                 "matplotlib", "pillow", "keras-tuner", "papermill"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    if versions["kerasmt"] is None:  # a checkout on PYTHONPATH, not installed
+        from kerasmt import __version__
+
+        versions["kerasmt"] = __version__
+    return versions
+
+
+def _devices() -> dict[str, Any]:
+    """GPUs TensorFlow sees (names), or the CPU; TensorFlow is asked only when already imported."""
+    import platform
+    import sys
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    info: dict[str, Any] = {"cpu": cpu, "cpu_count": os.cpu_count(), "gpus": None}
+    tf = sys.modules.get("tensorflow")
+    if tf is None:
+        info["note"] = "TensorFlow not imported by this run"
+        return info
+    gpus = []
+    try:
+        for gpu in tf.config.list_physical_devices("GPU"):
+            details = tf.config.experimental.get_device_details(gpu) or {}
+            gpus.append(details.get("device_name") or gpu.name)
+    except Exception as exc:  # noqa: BLE001 - a record, never a failure
+        info["note"] = f"GPU query failed: {exc}"
+    info["gpus"] = gpus
+    info["device"] = ", ".join(gpus) if gpus else f"CPU ({cpu})"
+    return info
+
+
+def _git_state() -> dict[str, Any] | None:
+    """Commit and dirty flag of the checkout kerasmt is imported from (None when installed)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=20, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": bool(status.strip()), "root": str(root)}
+
+
+def run_record() -> dict[str, Any]:
+    """Where and how this run ran: package versions, devices, git commit (and dirty flag) of the
+    checkout, host, Python, the command and every notebook parameter (see :func:`smoke_sizes`)."""
+    import datetime
+    import platform
+    import socket
+    import sys
+
+    record: dict[str, Any] = {
+        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "command": os.environ.get(COMMAND_ENV),
+        "versions": _package_versions(),
+        "devices": _devices(),
+        "git": _git_state(),
+        "smoke": _RUN_STATE.get("smoke", env_smoke()),
+        "explicit_parameters": explicit_parameters(),
+        "parameters": _RUN_STATE.get("parameters"),
+    }
+    if _RUN_STATE.get("smoke_sizes"):
+        record["smoke_sizes"] = _RUN_STATE["smoke_sizes"]
+    return record

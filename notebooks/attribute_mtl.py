@@ -57,8 +57,8 @@ from kerasmt.studies import attribute_mtl as study
 
 SMOKE = SMOKE or kerasmt.env_smoke()
 LIMIT = None
-if SMOKE:  # a few dozen images, one epoch: checks that every cell runs
-    EPOCHS, LIMIT, N_TRAIN, N_TEST = 1, 40, 60, 24
+# smoke: a few dozen images, one epoch (checks that every cell runs); an explicit -p NAME=VALUE wins
+kerasmt.smoke_sizes(globals(), EPOCHS=1, LIMIT=40, N_TRAIN=60, N_TEST=24)
 OUT = kerasmt.resolve_out_dir(OUT_DIR, "attribute_mtl")
 strategy = distribute.get_strategy(STRATEGY)
 kerasmt.set_seed(SEED)

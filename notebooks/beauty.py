@@ -85,11 +85,11 @@ from kerasmt.models import finetune as ft
 from kerasmt.studies import beauty as study
 
 SMOKE = SMOKE or kerasmt.env_smoke()
-if SMOKE:  # ten images per class, one epoch, two regimes: checks that every cell runs
-    IMAGE_SIZE, N_PER_CLASS, SYNTHETIC_IMAGE_SIZE, EPOCHS, EPOCHS_TL = 75, 10, 64, 1, 1
-    SWEEP, GROUPED_SWEEP, BATCH_SIZE = ["tl", "ft-1"], ["tl", "best"], 32
-    N_PRETRAIN, EPOCHS_PRETRAIN, CACHE_FEATURES, CACHE_BOUNDARY = 32, 1, True, True
-    IMAGE_SIZE_SCRATCH, SCRATCH_LIMIT, EPOCHS_SCRATCH, BN_MOMENTUM_SCRATCH = 32, 1, 1, 0.9
+# smoke: ten images per class, one epoch, two regimes (checks that every cell runs); an explicit -p NAME=VALUE wins
+kerasmt.smoke_sizes(globals(), IMAGE_SIZE=75, N_PER_CLASS=10, SYNTHETIC_IMAGE_SIZE=64, EPOCHS=1, EPOCHS_TL=1,
+                    SWEEP=["tl", "ft-1"], GROUPED_SWEEP=["tl", "best"], BATCH_SIZE=32,
+                    N_PRETRAIN=32, EPOCHS_PRETRAIN=1, CACHE_FEATURES=True, CACHE_BOUNDARY=True,
+                    IMAGE_SIZE_SCRATCH=32, SCRATCH_LIMIT=1, EPOCHS_SCRATCH=1, BN_MOMENTUM_SCRATCH=0.9)
 OUT = kerasmt.resolve_out_dir(OUT_DIR, "beauty")
 kerasmt.set_seed(SEED)
 kerasmt.utils.quiet_tensorflow()

@@ -42,8 +42,8 @@ from kerasmt.studies import fairface as study
 strategy = distribute.get_strategy(STRATEGY)  # first: multi-worker collectives are set up before any TF op
 SMOKE = SMOKE or kerasmt.env_smoke()
 LIMIT = None
-if SMOKE:  # a few hundred images, one epoch: checks that every cell runs
-    N_TRAIN, N_VAL, EPOCHS, LIMIT = 200, 60, 1, 200
+# smoke: a few hundred images, one epoch (checks that every cell runs); an explicit -p NAME=VALUE wins
+kerasmt.smoke_sizes(globals(), N_TRAIN=200, N_VAL=60, EPOCHS=1, LIMIT=200)
 OUT = kerasmt.resolve_out_dir(OUT_DIR, "fairface")
 kerasmt.set_seed(SEED)
 kerasmt.utils.quiet_tensorflow()

@@ -69,13 +69,13 @@ from kerasmt.datasets import fashion as fd
 from kerasmt.studies import fashion as study
 
 SMOKE = SMOKE or kerasmt.env_smoke()
-if SMOKE:  # a few dozen tiny images, one epoch: checks that every cell runs
-    N_SYNTHETIC, N_TEST, IMAGE_SIZE, IMAGE_SIZE_TIMING, N_TIMING = 48, 12, 64, 128, 1
-    BACKBONE_REFINENET, BACKBONE_CLASSIFIER, WEIGHTS, FEATURES = "light", "light", None, 16
-    EPOCHS_REFINENET = EPOCHS_CLASSIFIER = EPOCHS_MRCNN_HEADS = EPOCHS_MRCNN_ALL = 1
-    BACKBONE_MRCNN, MRCNN_INIT, MRCNN_OPTIMIZER, LEARNING_RATE_MRCNN_HEADS, LEARNING_RATE_MRCNN_ALL = "light", "refinenet", "adam", 2e-3, 2e-3
-    BATCH_SIZE_MRCNN, MRCNN_VALIDATE = 4, False
-    TIME_REPORT_CONFIG = False
+# smoke: a few dozen tiny images, one epoch (checks that every cell runs); an explicit -p NAME=VALUE wins
+kerasmt.smoke_sizes(globals(), N_SYNTHETIC=48, N_TEST=12, IMAGE_SIZE=64, IMAGE_SIZE_TIMING=128, N_TIMING=1,
+                    BACKBONE_REFINENET="light", BACKBONE_CLASSIFIER="light", WEIGHTS=None, FEATURES=16,
+                    EPOCHS_REFINENET=1, EPOCHS_CLASSIFIER=1, EPOCHS_MRCNN_HEADS=1, EPOCHS_MRCNN_ALL=1,
+                    BACKBONE_MRCNN="light", MRCNN_INIT="refinenet", MRCNN_OPTIMIZER="adam",
+                    LEARNING_RATE_MRCNN_HEADS=2e-3, LEARNING_RATE_MRCNN_ALL=2e-3, BATCH_SIZE_MRCNN=4,
+                    MRCNN_VALIDATE=False, TIME_REPORT_CONFIG=False)
 OUT = kerasmt.resolve_out_dir(OUT_DIR, "fashion")
 kerasmt.set_seed(SEED)
 kerasmt.utils.quiet_tensorflow()

@@ -57,10 +57,9 @@ from kerasmt.studies import recommender as study
 plt.rcParams["figure.dpi"] = 72
 pd.set_option("display.width", 160)
 SMOKE = SMOKE or kerasmt.env_smoke()
-if SMOKE:  # a few hundred users and a short K range: checks that every cell runs, in seconds
-    N_RATINGS, N_USERS, N_MOVIES = 16000, 320, 1200
-    K_RANGE, N_SEEDS = [1, 2, 3, 4], 2
-    N_HOLDOUT_USERS, MIN_RATINGS, N_REMOVE = 20, 40, 10
+# smoke: a few hundred users and a short K range (every cell runs, in seconds); an explicit -p NAME=VALUE wins
+kerasmt.smoke_sizes(globals(), N_RATINGS=16000, N_USERS=320, N_MOVIES=1200, K_RANGE=[1, 2, 3, 4], N_SEEDS=2,
+                    N_HOLDOUT_USERS=20, MIN_RATINGS=40, N_REMOVE=10)
 OUT = kerasmt.resolve_out_dir(OUT_DIR, "recommender")
 np.random.seed(SEED)
 print(f"data: {DATA_DIR or 'synthetic'} | smoke: {SMOKE} | outputs: {OUT}")

@@ -88,12 +88,12 @@ from kerasmt.studies import utkface as study
 tf.get_logger().setLevel("ERROR")  # no retracing notices: many small models are built on purpose
 warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")  # Hyperband resumes
 SMOKE = SMOKE or kerasmt.env_smoke()
-if SMOKE:  # a few images, one epoch per step: checks that every cell runs
-    N_SYNTHETIC, SYNTHETIC_IMAGE_SIZE, SUBSET, IMAGE_SIZE, IMAGE_SIZE_MODEL_B = 160, 48, min(SUBSET, 200), 32, 32
-    N_SEEDS, EPOCHS, EPOCHS_SEARCH, BASE_FILTERS, BN_MOMENTUM = 1, 1, 1, 4, 0.9
-    SEARCH, SEARCH_CNNS, SEARCH_EXECUTIONS = "configs", [10, 18], 1
-    BACKBONES, WEIGHTS, HEAD_ORDERS = ["VGG16"], None, ["dense-dropout", "bn-dense-dropout"]
-    EPOCHS_MODEL_B, EPOCHS_HYPERBAND, EPOCHS_HEAD, EPOCHS_FINE_TUNE = 1, 2, 1, 1
+# smoke: a few images, one epoch per step (checks that every cell runs); an explicit -p NAME=VALUE wins
+kerasmt.smoke_sizes(globals(), N_SYNTHETIC=160, SYNTHETIC_IMAGE_SIZE=48, SUBSET=min(SUBSET, 200), IMAGE_SIZE=32,
+                    IMAGE_SIZE_MODEL_B=32, N_SEEDS=1, EPOCHS=1, EPOCHS_SEARCH=1, BASE_FILTERS=4, BN_MOMENTUM=0.9,
+                    SEARCH="configs", SEARCH_CNNS=[10, 18], SEARCH_EXECUTIONS=1, BACKBONES=["VGG16"], WEIGHTS=None,
+                    HEAD_ORDERS=["dense-dropout", "bn-dense-dropout"], EPOCHS_MODEL_B=1, EPOCHS_HYPERBAND=2,
+                    EPOCHS_HEAD=1, EPOCHS_FINE_TUNE=1)
 BACKBONES = list(BACKBONES or transfer.REPORT_BACKBONES)
 HEAD_ORDERS = {k: transfer.HEAD_ORDERS[k] for k in (HEAD_ORDERS or transfer.HEAD_ORDERS)}
 SEED_LIST = [SEED + i for i in range(N_SEEDS)]

@@ -66,7 +66,7 @@ def toy_run(tmp_path_factory):
     data.mkdir()
     out = base / "out"
     argv = ["run", "toy", "--smoke", "--data", str(data), "--out", str(out),
-            "-p", "ALPHA=3", "-p", "NAME=abc", "-p", "FLAG=true", "-p", "UNDECLARED=7"]
+            "-p", "ALPHA=3", "-p", "NAME=abc", "-p", "FLAG=true"]
     with notebooks_env():
         code, stdout, stderr = call_main(argv)
         env_after = os.environ.get("KERASMT_SMOKE")
@@ -155,6 +155,30 @@ def test_run_smoke_sets_parameter_and_kernel_env(toy_run):
 
 
 @pytest.mark.slow
+def test_run_smoke_sizes_yield_to_explicit_parameters(toy_run):
+    """The toy's setup applies smoke sizes NAME="smoke", SIZE=2: -p NAME=abc wins, SIZE shrinks."""
+    received = toy_run["metrics"]["received"]
+    assert received["NAME"] == "abc" and received["SIZE"] == 2
+    assert "smoke sizes: kept the explicit NAME='abc'" in (toy_run["out"] / "toy.ipynb").read_text()
+
+
+@pytest.mark.slow
+def test_run_records_where_it_ran(toy_run):
+    run = toy_run["metrics"]["run"]
+    assert run["parameters"] == {"DATA_DIR": str(toy_run["data"].resolve()), "SMOKE": True,
+                                 "OUT_DIR": str(toy_run["out"].resolve()), "ALPHA": 3, "NAME": "abc",
+                                 "FLAG": True, "SIZE": 2, "WRITE_METRICS": True}
+    assert sorted(run["explicit_parameters"]) == ["ALPHA", "DATA_DIR", "FLAG", "NAME"]
+    assert run["smoke"] is True and run["smoke_sizes"] == {"SIZE": 2}
+    assert run["versions"]["kerasmt"] and run["versions"]["numpy"]
+    assert run["command"].startswith("kerasmt run toy --data ") and "--smoke" in run["command"]
+    assert run["devices"]["cpu"] and run["host"]
+    html = (toy_run["out"] / "toy.html").read_text()
+    assert "Run record" in html and html.index("Run record") < html.index("toy ran with ALPHA")
+    assert "ALPHA" in html and run["versions"]["numpy"] in html
+
+
+@pytest.mark.slow
 def test_run_kernel_interpreter_and_cwd(toy_run):
     metrics = toy_run["metrics"]
     assert metrics["executable"] == sys.executable
@@ -169,7 +193,6 @@ def test_run_prints_outputs_and_headline_metrics(toy_run):
     assert "summary:\n    alpha = 3\n    score = 0.875\n" in stdout
     assert "received:" in stdout and "executable:" in stdout
     assert "[cell" in toy_run["stderr"]  # progress lines
-    assert "warning: -p UNDECLARED: not defined in the parameters cell of toy.ipynb" in toy_run["stderr"]
     assert "Passed unknown parameter" not in toy_run["stderr"]  # papermill's own noise is dropped
 
 
@@ -280,10 +303,27 @@ def test_parse_value(text, expected):
     assert value == expected and type(value) is type(expected)
 
 
-@pytest.mark.parametrize("bad", ["ALPHA", "1X=3", "SMOKE=true", "OUT_DIR=/tmp", "DATA_DIR=x"])
+@pytest.mark.parametrize("bad", ["ALPHA", "1X=3", "SMOKE=true", "OUT_DIR=/tmp", "DATA_DIR=x", "import=1",
+                                 "class=2", "a-b=3", "None=1"])
 def test_bad_parameters_are_usage_errors(bad, capsys):
     assert cli.main(["run", "toy", "-p", bad]) == 2
-    assert "error:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "error:" in err and bad.split("=")[0] in err
+
+
+def test_keyword_parameter_names_the_argument(capsys):
+    assert cli.main(["run", "toy", "-p", "import=1"]) == 2
+    err = capsys.readouterr().err
+    assert "-p 'import=1'" in err and "Python keyword" in err and "SyntaxError" not in err
+
+
+def test_unknown_parameter_is_an_error_listing_the_study_parameters(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli.main(["run", "toy", "--out", str(out), "-p", "ALPHA=2", "-p", "EPOCHS=3"]) == 2
+    err = capsys.readouterr().err
+    assert "-p EPOCHS: not a parameter of toy" in err
+    assert "ALPHA, NAME, FLAG, SIZE, WRITE_METRICS" in err
+    assert not out.exists()  # refused before anything ran or was written
 
 
 # ---------------------------------------------------------------------------------- demo

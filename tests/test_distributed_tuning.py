@@ -119,3 +119,28 @@ def test_utkface_model_a_search_runs_distributed_at_smoke_sizes(tmp_path):
     assert table[["n_blocks", "n_dense", "units", "split_point"]].values.tolist() == [[3, 1, 100, 3], [3, 1, 300, 3]]
     chief_log = (out / "logs" / "tune_chief.log").read_text()
     assert "gender_accuracy" in chief_log and "age_mae" in chief_log
+
+
+def test_launcher_imports_no_study_and_resolves_by_name_or_entry_point(monkeypatch):
+    code = ("import sys, kerasmt.distributed_tuning as dt; "
+            "bad = [m for m in sys.modules if m.startswith('kerasmt.studies')]; assert not bad, bad; "
+            "assert dt.SEARCHES['utkface'] == 'kerasmt.studies.utkface_search:search'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    spec = dt.resolve_search("utkface")
+    from kerasmt.studies import utkface_search
+
+    assert spec.search is utkface_search.search and spec.prepare is utkface_search.prepare
+    by_entry_point = dt.resolve_search("kerasmt.studies.utkface_search:search")
+    assert by_entry_point.search is spec.search and by_entry_point.project_name == "model_a"
+    monkeypatch.setitem(dt.SEARCHES, "tiny", "_tiny_search:search")
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent))
+    assert dt.resolve_search("tiny").project_name == "search"
+    dt.register_search("tiny2", spec.search)
+    try:
+        assert dt.resolve_search("tiny2").search is spec.search
+    finally:
+        dt.SEARCHES.pop("tiny2")
+    with pytest.raises(dt.TuneError, match="without ':'"):
+        dt.register_search("a:b", "x:y")
+    with pytest.raises(dt.TuneError, match="has no search function 'nope'"):
+        dt.resolve_search("kerasmt.studies.utkface_search:nope")
