@@ -269,3 +269,172 @@ def run_record() -> dict[str, Any]:
     if _RUN_STATE.get("smoke_sizes"):
         record["smoke_sizes"] = _RUN_STATE["smoke_sizes"]
     return record
+
+
+# ---------------------------------------------------------------------------- run-folder lock
+#: Lock file in a run folder (``kerasmt run --out``, ``training.fit(run_dir=)``).
+LOCK_FILE = ".kerasmt.lock"
+#: Tokens of the run-folder locks this process's parents hold (``kerasmt run`` sets it for the
+#: notebook's kernel, whose ``fit`` then works inside the folder its runner locked).
+LOCK_TOKENS_ENV = "KERASMT_LOCK_TOKENS"
+
+_HELD_LOCKS: dict[str, list[Any]] = {}  # real path -> [RunLock, depth] held by this process
+
+
+class RunFolderLocked(RuntimeError):
+    """Another live process holds the run folder's lock."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+class RunLock:
+    """Exclusive lock on a run folder: one run per folder at a time.
+
+    The lock is ``FOLDER/.kerasmt.lock``, locked with ``flock`` (released by the OS when the
+    process dies) and holding who took it (pid, host, command, time). A second process gets
+    :class:`RunFolderLocked` naming the holder; a lock file left by a process that died is taken
+    over with a warning. Re-entrant in one process; a child of the holder (``kerasmt run``'s
+    notebook kernel) may work in the folder when it inherits the lock's token
+    (:data:`LOCK_TOKENS_ENV`). Use as a context manager or with :meth:`acquire` / :meth:`release`.
+    """
+
+    def __init__(self, folder: str | os.PathLike, purpose: str = "run"):
+        self.folder = Path(folder)
+        self.path = self.folder / LOCK_FILE
+        self.purpose = purpose
+        self.token: str | None = None
+        self._fd: int | None = None
+        self._inherited = False
+
+    # -- who holds it
+    @staticmethod
+    def _describe(info: Mapping[str, Any]) -> str:
+        return (f"pid {info.get('pid')} on {info.get('host')} ({info.get('purpose', 'run')} started "
+                f"{info.get('time')}: {info.get('command')})")
+
+    def _read(self, fd: int | None = None) -> dict[str, Any]:
+        try:
+            if fd is not None:
+                os.lseek(fd, 0, os.SEEK_SET)
+                raw = os.read(fd, 65536).decode("utf-8", "replace")
+            else:
+                raw = self.path.read_text(encoding="utf-8", errors="replace")
+            info = json.loads(raw) if raw.strip() else {}
+        except (OSError, ValueError):
+            return {}
+        return info if isinstance(info, dict) else {}
+
+    def _info(self) -> dict[str, Any]:
+        import datetime
+        import socket
+        import sys
+        import uuid
+
+        return {"pid": os.getpid(), "host": socket.gethostname(), "purpose": self.purpose,
+                "command": os.environ.get(COMMAND_ENV) or " ".join(sys.argv) or sys.executable,
+                "time": datetime.datetime.now().isoformat(timespec="seconds"), "token": uuid.uuid4().hex}
+
+    def _locked_error(self, info: Mapping[str, Any]) -> RunFolderLocked:
+        return RunFolderLocked(
+            f"run folder {self.folder} is in use by another run: {self._describe(info)}. Two runs in one "
+            f"folder would resume from each other's epochs and overwrite each other's files: wait for it "
+            f"to finish, stop it, or use another output folder (--out / run_dir). Lock file: {self.path}")
+
+    # -- acquire / release
+    def acquire(self) -> "RunLock":
+        key = os.path.realpath(self.folder)
+        held = _HELD_LOCKS.get(key)
+        if held is not None:  # re-entrant in this process
+            held[1] += 1
+            self.token, self._inherited = held[0].token, True
+            return self
+        self.folder.mkdir(parents=True, exist_ok=True)
+        inherited = set(filter(None, os.environ.get(LOCK_TOKENS_ENV, "").split(",")))
+        try:
+            import fcntl
+        except ImportError:  # no flock (Windows): pid-based
+            fcntl = None  # type: ignore[assignment]
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    info = self._read(fd)
+                    os.close(fd)
+                    if info.get("token") and info["token"] in inherited:  # our parent's lock
+                        self.token, self._inherited = info["token"], True
+                        _HELD_LOCKS[key] = [self, 1]
+                        return self
+                    raise self._locked_error(info) from None
+                try:  # the file may have been removed by its releasing holder meanwhile: retry
+                    same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+                except FileNotFoundError:
+                    same = False
+                if not same:
+                    os.close(fd)
+                    continue
+                previous = self._read(fd)
+            else:
+                previous = self._read(fd)
+                if previous.get("token") in inherited:
+                    os.close(fd)
+                    self.token, self._inherited = previous["token"], True
+                    _HELD_LOCKS[key] = [self, 1]
+                    return self
+                if previous.get("pid") and previous.get("host") == self._info()["host"] \
+                        and _pid_alive(int(previous["pid"])) and int(previous["pid"]) != os.getpid():
+                    os.close(fd)
+                    raise self._locked_error(previous)
+            break
+        if previous.get("pid"):
+            import warnings
+
+            warnings.warn(f"took over the stale lock of run folder {self.folder}: {self._describe(previous)} is "
+                          f"no longer running (it ended without releasing it)", RuntimeWarning, stacklevel=2)
+        info = self._info()
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, (json.dumps(info) + "\n").encode())
+        os.fsync(fd)
+        self._fd, self.token = fd, info["token"]
+        _HELD_LOCKS[key] = [self, 1]
+        return self
+
+    def release(self) -> None:
+        key = os.path.realpath(self.folder)
+        held = _HELD_LOCKS.get(key)
+        if held is None:
+            return
+        held[1] -= 1
+        if held[1] > 0:
+            return
+        owner = held[0]
+        del _HELD_LOCKS[key]
+        if owner._fd is not None:
+            try:
+                os.unlink(owner.path)  # while still locked: the next run creates a fresh file
+            except OSError:
+                pass
+            os.close(owner._fd)
+            owner._fd = None
+
+    @property
+    def held(self) -> bool:
+        return os.path.realpath(self.folder) in _HELD_LOCKS
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
