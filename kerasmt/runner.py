@@ -866,7 +866,28 @@ def run_demo(
             notebook_path(study)  # unknown names fail before anything runs
     out.mkdir(parents=True, exist_ok=True)
 
+    demo_start = time.perf_counter()
+    done: list[str] = []
+    done_lock = threading.Lock()
+
+    def report(result: RunResult) -> RunResult:
+        """One line per finished study: how many are done, the elapsed time, an estimate of the rest."""
+        if progress is None:
+            return result
+        with done_lock:
+            done.append(result.study)
+            elapsed = time.perf_counter() - demo_start
+            left = len(studies) - len(done)
+            eta = f", about {elapsed / len(done) * left / 60:.1f} min left" if left else ""
+            print(f"demo: {len(done)}/{len(studies)} studies done ({result.study} "
+                  f"{'ok' if result.ok else 'FAILED'} in {result.wall_s:.0f} s; {elapsed / 60:.1f} min so far{eta})",
+                  file=progress, flush=True)
+        return result
+
     def one(study: str, stream: TextIO | None) -> RunResult:
+        return report(_one(study, stream))
+
+    def _one(study: str, stream: TextIO | None) -> RunResult:
         start = time.perf_counter()
         try:
             params = {} if smoke else DEMO_PARAMETERS.get(study, {})

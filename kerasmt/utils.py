@@ -438,3 +438,61 @@ class RunLock:
 
     def __exit__(self, *exc: Any) -> None:
         self.release()
+
+
+# ------------------------------------------------------------------------------------ progress
+#: ``KERASMT_PROGRESS=0`` silences :func:`progress` (it is also silent under pytest).
+PROGRESS_ENV = "KERASMT_PROGRESS"
+
+
+def progress_enabled() -> bool:
+    """False under pytest or with ``KERASMT_PROGRESS=0``."""
+    if os.environ.get(PROGRESS_ENV, "").strip().lower() in {"0", "false", "no", "off"}:
+        return False
+    return "PYTEST_CURRENT_TEST" not in os.environ
+
+
+def progress(iterable: Any, desc: str = "", total: int | None = None, unit: str = "it",
+             every_s: float = 10.0, stream: Any = None) -> Any:
+    """Iterate over ``iterable`` showing progress for long loops (data synthesis, feature
+    extraction, downloads): a ``tqdm`` bar on a terminal, and in a notebook or a log (no
+    terminal) one plain line at most every ``every_s`` seconds plus a last line, so executed
+    notebooks hold no progress-bar debris. Silent under pytest and with ``KERASMT_PROGRESS=0``."""
+    import sys
+    import time
+
+    if total is None:
+        try:
+            total = len(iterable)
+        except TypeError:
+            total = None
+    if not progress_enabled():
+        yield from iterable
+        return
+    out = stream or sys.stderr
+    if stream is None and getattr(sys.stderr, "isatty", lambda: False)():
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            pass
+        else:
+            yield from tqdm(iterable, desc=desc, total=total, unit=unit, file=sys.stderr, dynamic_ncols=True)
+            return
+    if stream is None:
+        out = sys.stdout  # notebooks show stdout; stderr would look like an error
+    start = last = time.perf_counter()
+    count = 0
+    label = f"{desc}: " if desc else ""
+
+    def line() -> str:
+        of = f"/{total} ({100 * count / total:.0f}%)" if total else ""
+        return f"{label}{count}{of} {unit} in {time.perf_counter() - start:.1f} s"
+
+    for item in iterable:
+        yield item
+        count += 1
+        now = time.perf_counter()
+        if now - last >= every_s and (total is None or count < total):
+            print(line(), file=out, flush=True)
+            last = now
+    print(line(), file=out, flush=True)

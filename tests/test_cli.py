@@ -349,6 +349,8 @@ def test_demo_summary_and_failure_exit_code(demo_run):
     assert "boom from cell" in demo_run["stderr"]
     assert summary["jobs"] == demo_run["jobs"]
     progress = demo_run["stderr"].splitlines()
+    done = [line for line in progress if line.startswith("demo: ")]
+    assert [line.split()[1] for line in done] == ["1/2", "2/2"] and "min left" in done[0] and "min left" not in done[1]
     if demo_run["jobs"] > 1:  # concurrent studies' lines carry their name; the timed one runs alone
         assert any(line.startswith("broken: running broken") for line in progress)
         assert any(line.startswith("running toy") for line in progress)

@@ -240,3 +240,25 @@ def test_torn_backup_without_an_earlier_one_starts_again(tiny, tmp_path):
     with pytest.warns(RuntimeWarning, match="no readable earlier backup .*starts again from epoch 1"):
         seen, result = _resume(tiny, tmp_path)
     assert seen == [1, 2, 3, 4] and list(result.history.index) == [1, 2, 3, 4]
+
+
+# ------------------------------------------------------------------------------------ progress
+def test_progress_is_quiet_in_tests_and_plain_lines_without_a_terminal(monkeypatch, capsys):
+    import io
+
+    assert list(utils.progress(range(5), "quiet")) == [0, 1, 2, 3, 4]
+    assert capsys.readouterr() == ("", "")  # under pytest: silent
+    monkeypatch.delenv("PYTEST_CURRENT_TEST")
+    stream = io.StringIO()
+    assert list(utils.progress(range(3), "synth", unit="images", every_s=0, stream=stream)) == [0, 1, 2]
+    lines = stream.getvalue().splitlines()
+    assert [ln.split(" in ")[0] for ln in lines] == ["synth: 1/3 (33%) images", "synth: 2/3 (67%) images",
+                                                     "synth: 3/3 (100%) images"]
+    assert "\r" not in stream.getvalue()
+    stream = io.StringIO()
+    list(utils.progress(iter(range(4)), "gen", stream=stream))  # unknown length, slow interval: one last line
+    assert stream.getvalue().startswith("gen: 4 it in ") and stream.getvalue().count("\n") == 1
+    monkeypatch.setenv(utils.PROGRESS_ENV, "0")
+    stream = io.StringIO()
+    list(utils.progress(range(3), "off", every_s=0, stream=stream))
+    assert stream.getvalue() == ""
