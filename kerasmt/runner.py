@@ -480,6 +480,30 @@ def _source_cell_index(path: Path, source: str, fallback: int | None) -> int | N
     return fallback
 
 
+#: Kernel output lines ``kerasmt run`` shows with its progress: the epoch lines of
+#: :class:`kerasmt.training.EpochLine` and the plain lines of :func:`kerasmt.utils.progress`.
+PROGRESS_LINE = re.compile(r"^(?:\S+ )?epoch \d+(?:/\d+)? \([\d.]+ s\): .*$|^.*: \d+(?:/\d+ \(\d+%\))? \S+ in [\d.]+ s$")
+
+
+class _ProgressLines:
+    """papermill's ``stdout_file``: passes the kernel's epoch and progress lines
+    (:data:`PROGRESS_LINE`) on to the progress stream, indented under the cell's line."""
+
+    def __init__(self, stream: TextIO):
+        self.stream, self._pending = stream, ""
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            if PROGRESS_LINE.match(line.strip()):
+                print(f"      {line.strip()}", file=self.stream, flush=True)
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
 def _progress_hook(path: Path, stream: TextIO, start: float) -> Callable[..., None]:
     """One line per executed cell, numbered like the source notebook (1-based)."""
     import nbformat
@@ -615,6 +639,8 @@ def run_study(
         start = time.perf_counter()
         if progress is not None:
             engine_kwargs["on_cell_execute"] = _progress_hook(path, progress, start)
+            if not log_output:  # the whole output is streamed otherwise
+                engine_kwargs["stdout_file"] = _ProgressLines(progress)
             print(f"running {study}: {path} -> {out}", file=progress, flush=True)
             print(f"  kernel: {KERNEL_NAME} on {sys.executable}", file=progress, flush=True)
 

@@ -193,6 +193,9 @@ def test_run_prints_outputs_and_headline_metrics(toy_run):
     assert "summary:\n    alpha = 3\n    score = 0.875\n" in stdout
     assert "received:" in stdout and "executable:" in stdout
     assert "[cell" in toy_run["stderr"]  # progress lines
+    # epoch lines of the kernel follow the cell's progress line; other output does not
+    assert "\n      toy epoch 1/1 (0.1 s): loss 0.5 | val_loss 0.6\n" in toy_run["stderr"]
+    assert "toy ran with ALPHA" not in toy_run["stderr"]
     assert "Passed unknown parameter" not in toy_run["stderr"]  # papermill's own noise is dropped
 
 
