@@ -29,6 +29,8 @@ parameters injected into the notebook's "parameters" cell:
 outputs: OUT/STUDY.ipynb (executed notebook), OUT/STUDY.html (also on failure),
          OUT/metrics.json and OUT/models/*.keras (written by the notebook)
 
+an unknown -p NAME is an error; `kerasmt list STUDY` prints a study's parameters.
+with --smoke, the notebook's smoke sizes apply except to the names given with -p.
 notebooks are looked up in $KERASMT_NOTEBOOKS, else in the notebooks/ folder of the checkout.
 examples:
   kerasmt run fairface --smoke
@@ -168,8 +170,10 @@ def _build_parser() -> argparse.ArgumentParser:
                       help="with --local-workers: stop everything after this many seconds")
     tune.add_argument("-v", "--verbose", type=int, default=0, metavar="N", help="Keras verbosity of the trials")
 
-    sub.add_parser("list", help="list the study notebooks",
-                   description="List the study notebooks found and which are finished.")
+    lst = sub.add_parser("list", help="list the study notebooks, or one study's parameters",
+                         description="List the study notebooks found and which are finished; with STUDY, "
+                         "print that study's parameters cell (the names -p accepts, defaults and meaning).")
+    lst.add_argument("study", metavar="STUDY", nargs="?", help="show this study's parameters")
     return parser
 
 
@@ -282,8 +286,17 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_list() -> int:
+def _cmd_list(study: str | None = None) -> int:
     from kerasmt import runner
+
+    if study:
+        source = runner.parameters_cell(runner.notebook_path(study))
+        if source is None:
+            print(f"{study}: its notebook has no cell tagged 'parameters'")
+            return 1
+        print(f"parameters of {study} (set with -p NAME=VALUE; DATA_DIR, SMOKE, OUT_DIR with --data, --smoke, --out):")
+        print(source)
+        return 0
 
     folder = runner.notebooks_dir()
     studies = runner.available_studies(folder)
@@ -317,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             return _cmd_demo(args)
         if args.command == "list":
-            return _cmd_list()
+            return _cmd_list(args.study)
         if args.command == "tune":
             from kerasmt.distributed_tuning import TuneError
 

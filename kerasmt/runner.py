@@ -192,6 +192,17 @@ def finished_studies() -> list[str]:
     return [s for s in FINISHED_STUDIES if s in have]
 
 
+def parameters_cell(path: str | os.PathLike) -> str | None:
+    """Source of the notebook's cell tagged ``parameters`` (None when it has none)."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            return cell.source
+    return None
+
+
 def notebook_parameters(path: str | os.PathLike) -> list[str] | None:
     """Names assigned in the notebook's cell tagged ``parameters`` (None when it has none).
 
@@ -424,9 +435,9 @@ def export_html(ipynb: str | os.PathLike, html: str | os.PathLike,
     if run:
         nb.cells.insert(0, nbformat.v4.new_markdown_cell(run_record_markdown(run)))
     body, _ = HTMLExporter().from_notebook_node(nb)
-    html = Path(html)
-    html.write_text(body, encoding="utf-8")
-    return html
+    from kerasmt.utils import atomic_write_text
+
+    return atomic_write_text(html, body)
 
 
 #: Lines that TensorFlow's C++ runtime writes to the kernel's stderr when it starts (absl, oneDNN,
@@ -578,7 +589,8 @@ def run_study(
             raise UsageError(
                 f"-p {', '.join(unknown)}: not a parameter of {study} (the first cell of {path.name}).\n"
                 f"{study}'s parameters: {', '.join(k for k in declared if k not in RESERVED_PARAMETERS)}"
-                f"\n(DATA_DIR, SMOKE, OUT_DIR: use --data, --smoke, --out)")
+                f"\n(DATA_DIR, SMOKE, OUT_DIR: use --data, --smoke, --out; `kerasmt list {study}` shows "
+                f"their defaults and meaning)")
     if data_dir is not None:
         data_path = Path(data_dir).expanduser().resolve()
         if not data_path.exists():
@@ -944,13 +956,12 @@ def run_demo(
             if study not in by_study:
                 by_study[study] = one(study, progress)
     results = [by_study[s] for s in studies]
-    summary_json = out / "summary.json"
-    summary_json.write_text(
-        json.dumps({"smoke": bool(smoke), "jobs": int(jobs), "ok": all(r.ok for r in results),
-                    "studies": [r.to_json() for r in results]}, indent=2, default=str) + "\n"
-    )
-    summary_md = out / "summary.md"
-    summary_md.write_text(format_summary_markdown(results, smoke, jobs))
+    from kerasmt.utils import atomic_write_text
+
+    summary_json = atomic_write_text(out / "summary.json", json.dumps(
+        {"smoke": bool(smoke), "jobs": int(jobs), "ok": all(r.ok for r in results),
+         "studies": [r.to_json() for r in results]}, indent=2, default=str) + "\n")
+    summary_md = atomic_write_text(out / "summary.md", format_summary_markdown(results, smoke, jobs))
     return DemoReport(out, results, summary_json, summary_md)
 
 

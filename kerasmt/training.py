@@ -186,9 +186,16 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     """``BackupAndRestore(double_checkpoint=True)`` whose weights and metadata are written to
     temporary files and renamed into place: a kill during a backup leaves the previous one whole."""
 
-    def __init__(self, backup_dir: str, **kwargs: Any):
-        kwargs.setdefault("double_checkpoint", True)
-        super().__init__(backup_dir, **kwargs)
+    def __init__(self, backup_dir: str, double_checkpoint: bool = True, **kwargs: Any):
+        import inspect
+
+        if "double_checkpoint" in inspect.signature(keras.callbacks.BackupAndRestore).parameters:
+            super().__init__(backup_dir, double_checkpoint=double_checkpoint, **kwargs)
+        else:  # Keras < 3.6: keep the previous backup ourselves (check_backup falls back to it)
+            super().__init__(backup_dir, **kwargs)
+            self.double_checkpoint = double_checkpoint
+            self._prev_weights_path = f"{self._weights_path}.bkp"
+            self._prev_training_metadata_path = f"{self._training_metadata_path}.bkp"
 
     def _save_model(self) -> None:
         folder = Path(self.backup_dir)

@@ -476,3 +476,39 @@ def test_tune_help_and_strategy_examples(capsys):
             "bad = [m for m in ('tensorflow', 'keras', 'keras_tuner') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_list_study_prints_its_parameters(capsys):
+    assert cli.main(["list", "toy"]) == 0
+    out = capsys.readouterr().out
+    assert "parameters of toy" in out and "ALPHA = 1" in out and "SIZE = 10" in out
+    assert cli.main(["list", "nope"]) == 2
+
+
+def _documented_run_parameters() -> list[tuple[str, str, str]]:
+    """(where, study, NAME) for every `kerasmt run STUDY ... -p NAME=...` in the docs and --help."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    texts = {str(p.relative_to(root)): p.read_text() for p in
+             [root / "README.md", *sorted((root / "docs").glob("*.md")), *sorted((root / "data").glob("*/README.md"))]}
+    texts["kerasmt run --help"] = cli.EPILOG_RUN
+    found = []
+    for where, text in texts.items():
+        for line in text.splitlines():
+            match = re.search(r"kerasmt run ([a-z_]+)\b(.*)", line)  # not the placeholder STUDY
+            if match:
+                found += [(where, match.group(1), name) for name in re.findall(r"-p '?(\w+)=", match.group(2))]
+    return found
+
+
+def test_documented_parameters_are_real_parameters(monkeypatch):
+    monkeypatch.delenv(runner.NOTEBOOKS_ENV)
+    documented = _documented_run_parameters()
+    assert len(documented) >= 10  # the README, docs and data READMEs hold examples
+    wrong = []
+    for where, study, name in documented:
+        declared = runner.notebook_parameters(runner.notebook_path(study))
+        if name not in declared or name in runner.RESERVED_PARAMETERS:
+            wrong.append(f"{where}: kerasmt run {study} -p {name}")
+    assert not wrong, f"examples name parameters their study does not have: {wrong}"
