@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from kerasmt.datasets.base import COMPLETE_MARKER, DatasetError, decode_problem, read_csv_checked, read_csv_for_check, regular_file_problem, reuse_synthetic, synthetic_writer, warning  # noqa: F401  (COMPLETE_MARKER re-exported)
+from kerasmt.utils import progress
 
 #: task -> class names; the list position is the integer code used in manifests.
 LABELS: dict[str, list[str]] = {
@@ -730,9 +731,10 @@ def _write_split(root: Path, split: str, n: int, seed: int, image_size: int, wor
 
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-            list(pool.map(_render_job, jobs, chunksize=max(1, min(256, n // (4 * workers)))))
+            list(progress(pool.map(_render_job, jobs, chunksize=max(1, min(256, n // (4 * workers)))),
+                          f"synthetic FairFace {split}", total=n, unit="images"))
     else:
-        for job in jobs:
+        for job in progress(jobs, f"synthetic FairFace {split}", unit="images"):
             _render_job(job)
     frame = pd.DataFrame(
         {

@@ -53,6 +53,7 @@ import pandas as pd
 
 from kerasmt import images as _images
 from kerasmt.datasets.base import COMPLETE_MARKER, DatasetError, reuse_synthetic, synthetic_writer, warning  # noqa: F401  (COMPLETE_MARKER re-exported)
+from kerasmt.utils import progress
 
 #: the 73 class folders of the Beauty dataset (report section 2.1; "Eyesmakeup" and the OCR'd
 #: "Eyelinera ndeyepencils" spelled as in the report's directory listings)
@@ -927,7 +928,8 @@ def synthesize(
             path.write_bytes(_render_class_image(cls, int(image_size), seq))
 
         with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:
-            list(pool.map(work, jobs, chunksize=32))
+            list(progress(pool.map(work, jobs, chunksize=32), "synthetic folder-per-class images", total=len(jobs),
+                          unit="images"))
     return root
 
 

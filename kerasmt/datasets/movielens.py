@@ -437,7 +437,12 @@ def _download(url: str, target: Path, timeout: float) -> None:
 
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(target, "wb") as out:
-            shutil.copyfileobj(response, out, length=1 << 20)
+            from kerasmt.utils import progress
+
+            size = int((getattr(response, "headers", None) or {}).get("Content-Length") or 0)
+            blocks = iter(lambda: response.read(1 << 20), b"")
+            for block in progress(blocks, f"download {target.name}", total=-(-size // (1 << 20)) or None, unit="MB"):
+                out.write(block)
     except OSError as exc:  # URLError, HTTPError, timeouts are OSErrors
         raise DatasetError(f"{url}: download failed ({exc}); without network access, download it "
                            f"elsewhere, unzip it and point kerasmt at the folder holding movies.csv") from exc

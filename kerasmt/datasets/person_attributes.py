@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from kerasmt.datasets.base import COMPLETE_MARKER, DatasetError, read_csv_checked, read_csv_for_check, reuse_synthetic, synthetic_writer  # noqa: F401  (COMPLETE_MARKER re-exported)
+from kerasmt.utils import progress
 
 #: the traits, in the report's order
 TASKS: tuple[str, ...] = ("gender", "torso_type", "torso_colour", "leg_type", "leg_colour", "luggage")
@@ -702,9 +703,10 @@ def _write_split(root: Path, split: str, n: int, seed: int, workers: int) -> Non
 
     if workers > 1 and n > 1:
         with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(job, range(n), chunksize=16))
+            list(progress(pool.map(job, range(n), chunksize=16), "synthetic person attributes", total=n,
+                          unit="images"))
     else:
-        for i in range(n):
+        for i in progress(range(n), "synthetic person attributes", unit="images"):
             job(i)
     frame = pd.DataFrame({"filename": filenames})
     for column, task in CSV_COLUMNS.items():

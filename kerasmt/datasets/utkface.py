@@ -43,6 +43,7 @@ import pandas as pd
 
 from kerasmt.datasets.base import COMPLETE_MARKER, DatasetError, decode_problem, read_csv_checked, reuse_synthetic, synthetic_writer, warning
 from kerasmt.datasets.fairface import render_face
+from kerasmt.utils import progress
 
 #: class names of the integer codes in the file names (list position = code)
 LABELS: dict[str, list[str]] = {
@@ -428,9 +429,10 @@ def synthesize(
 
         if workers > 1:
             with ThreadPoolExecutor(workers) as pool:
-                list(pool.map(job, range(total), chunksize=32))
+                list(progress(pool.map(job, range(total), chunksize=32), "synthetic UTKFace", total=total,
+                              unit="images"))
         else:
-            for i in range(total):
+            for i in progress(range(total), "synthetic UTKFace", unit="images"):
                 job(i)
     return root
 
