@@ -604,126 +604,136 @@ def run_study(
     except utils.RunFolderLocked as exc:
         raise RunnerError(str(exc)) from None
     try:
-        out_nb, out_html, metrics_path = out / f"{study}.ipynb", out / f"{study}.html", out / METRICS_FILE
-        if metrics_path.exists():  # stale file of a previous run must not pass for this run's output
-            metrics_path.unlink()
-        params: dict[str, Any] = {"DATA_DIR": data_dir, "SMOKE": bool(smoke), "OUT_DIR": str(out), **extra}
-
-        import logging
-
-        import papermill as pm
-        from papermill.exceptions import PapermillExecutionError
-
-        if declared is None:
-            print(f"warning: {path.name} has no code cell tagged 'parameters'; papermill injects "
-                  f"the parameters at the top of the notebook", file=sys.stderr)
-        else:
-            unused = [k for k in RESERVED_PARAMETERS if k not in declared]
-            if unused:
-                print(f"warning: the parameters cell of {path.name} does not define {', '.join(unused)} "
-                      f"(every study notebook should)", file=sys.stderr)
-
-        pm_logger = logging.getLogger("papermill")
-        noise = _PapermillNoise()
-        noisy_loggers = [pm_logger, logging.getLogger("papermill.translators")]
-        for lg in noisy_loggers:
-            lg.addFilter(noise)
-        saved_level = pm_logger.level
-        handler = None
-        if log_output:
-            handler = logging.StreamHandler(sys.stderr)
-            handler.setFormatter(logging.Formatter("%(message)s"))
-            if progress is not None:  # our progress lines already number the cells
-                handler.addFilter(lambda r: not r.getMessage().startswith(("Executing Cell", "Ending Cell")))
-            pm_logger.addHandler(handler)
-            pm_logger.setLevel(logging.INFO)
-
-        explicit = [*(["DATA_DIR"] if data_dir is not None else []), *extra]
-        tokens = [tok for tok in os.environ.get(utils.LOCK_TOKENS_ENV, "").split(",") if tok]
-        kernel_env = {
-            utils.EXPLICIT_ENV: json.dumps(explicit),
-            utils.COMMAND_ENV: command or _command_line(study, data_dir, smoke, out, extra),
-            utils.LOCK_TOKENS_ENV: ",".join([*tokens, str(lock.token)]),
-        }
-        if declared is not None:
-            kernel_env[utils.PARAMETER_NAMES_ENV] = json.dumps(declared)
-        engine_kwargs: dict[str, Any] = {"kernel_manager_class": _kernel_manager_class(kernel_env)}
-        start = time.perf_counter()
-        if progress is not None:
-            engine_kwargs["on_cell_execute"] = _progress_hook(path, progress, start)
-            if not log_output:  # the whole output is streamed otherwise
-                engine_kwargs["stdout_file"] = _ProgressLines(progress)
-            print(f"running {study}: {path} -> {out}", file=progress, flush=True)
-            print(f"  kernel: {KERNEL_NAME} on {sys.executable}", file=progress, flush=True)
-
-        failure: NotebookFailed | None = None
-        try:
-            with _kernel_environment(smoke):
-                pm.execute_notebook(
-                    str(path),
-                    str(out_nb),
-                    parameters=params,
-                    kernel_name=KERNEL_NAME,
-                    language="python",
-                    progress_bar=False,
-                    log_output=log_output,
-                    cwd=str(path.parent),
-                    execution_timeout=timeout,
-                    **engine_kwargs,
-                )
-        except PapermillExecutionError as exc:
-            failure = NotebookFailed(
-                study,
-                ename=exc.ename,
-                evalue=exc.evalue,
-                cell_index=_source_cell_index(path, exc.source, exc.cell_index),
-                exec_count=exc.exec_count,
-                source=exc.source,
-                traceback=exc.traceback,
-            )
-        except Exception as exc:  # dead kernel, timeout, kernel that cannot start, ...
-            failure = NotebookFailed(study, ename=type(exc).__name__, evalue=str(exc).strip())
-        finally:
-            if handler is not None:
-                pm_logger.removeHandler(handler)
-            pm_logger.setLevel(saved_level)
-            for lg in noisy_loggers:
-                lg.removeFilter(noise)
-        wall = time.perf_counter() - start
-
-        html: Path | None = None
-        if out_nb.exists():
-            import nbformat
-
-            nbformat.write(clean_executed_notebook(nbformat.read(str(out_nb), as_version=4)), str(out_nb))
-            run = _read_run_record(metrics_path)
-            if run is None:  # the notebook failed before saving its metrics: what the runner knows
-                run = utils.run_record()
-                run.update(command=kernel_env[utils.COMMAND_ENV], explicit_parameters=explicit, parameters=params)
-            try:
-                html = export_html(out_nb, out_html, run=run)
-            except Exception as exc:  # a broken export must not hide the notebook's own error
-                print(f"warning: HTML export of {out_nb} failed: {exc}", file=sys.stderr)
-        if failure is not None:
-            failure.notebook = out_nb if out_nb.exists() else None
-            failure.html = html
-            failure.args = (failure.describe(),)
-            raise failure
-
-        if not metrics_path.is_file():
-            raise MissingMetricsError(
-                f"notebook {path} ran without error but did not write {metrics_path}: every study "
-                f"notebook must save its metrics with kerasmt.save_metrics(metrics, OUT_DIR)"
-            )
-        try:
-            metrics = json.loads(metrics_path.read_text())
-        except ValueError as exc:
-            raise MissingMetricsError(f"{metrics_path}: not valid JSON ({exc})") from exc
-        if not isinstance(metrics, dict):
-            raise MissingMetricsError(f"{metrics_path}: expected a JSON object, found {type(metrics).__name__}")
-        return RunResult(study, out, out_nb, html, metrics_path, metrics, wall, parameters=params)
+        return _run_in_locked_folder(study, path, declared, data_dir, smoke, out, extra, timeout, log_output,
+                                     progress, command, str(lock.token))
     finally:
         lock.release()
+
+
+def _run_in_locked_folder(study: str, path: Path, declared: list[str] | None, data_dir: str | None, smoke: bool,
+                          out: Path, extra: dict[str, Any], timeout: float | None, log_output: bool,
+                          progress: TextIO | None, command: str | None, lock_token: str) -> RunResult:
+    """:func:`run_study` once its arguments are checked and its output folder is locked."""
+    from kerasmt import utils
+
+    out_nb, out_html, metrics_path = out / f"{study}.ipynb", out / f"{study}.html", out / METRICS_FILE
+    if metrics_path.exists():  # stale file of a previous run must not pass for this run's output
+        metrics_path.unlink()
+    params: dict[str, Any] = {"DATA_DIR": data_dir, "SMOKE": bool(smoke), "OUT_DIR": str(out), **extra}
+
+    import logging
+
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    if declared is None:
+        print(f"warning: {path.name} has no code cell tagged 'parameters'; papermill injects "
+              f"the parameters at the top of the notebook", file=sys.stderr)
+    else:
+        unused = [k for k in RESERVED_PARAMETERS if k not in declared]
+        if unused:
+            print(f"warning: the parameters cell of {path.name} does not define {', '.join(unused)} "
+                  f"(every study notebook should)", file=sys.stderr)
+
+    pm_logger = logging.getLogger("papermill")
+    noise = _PapermillNoise()
+    noisy_loggers = [pm_logger, logging.getLogger("papermill.translators")]
+    for lg in noisy_loggers:
+        lg.addFilter(noise)
+    saved_level = pm_logger.level
+    handler = None
+    if log_output:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        if progress is not None:  # our progress lines already number the cells
+            handler.addFilter(lambda r: not r.getMessage().startswith(("Executing Cell", "Ending Cell")))
+        pm_logger.addHandler(handler)
+        pm_logger.setLevel(logging.INFO)
+
+    explicit = [*(["DATA_DIR"] if data_dir is not None else []), *extra]
+    tokens = [tok for tok in os.environ.get(utils.LOCK_TOKENS_ENV, "").split(",") if tok]
+    kernel_env = {
+        utils.EXPLICIT_ENV: json.dumps(explicit),
+        utils.COMMAND_ENV: command or _command_line(study, data_dir, smoke, out, extra),
+        utils.LOCK_TOKENS_ENV: ",".join([*tokens, lock_token]),
+    }
+    if declared is not None:
+        kernel_env[utils.PARAMETER_NAMES_ENV] = json.dumps(declared)
+    engine_kwargs: dict[str, Any] = {"kernel_manager_class": _kernel_manager_class(kernel_env)}
+    start = time.perf_counter()
+    if progress is not None:
+        engine_kwargs["on_cell_execute"] = _progress_hook(path, progress, start)
+        if not log_output:  # the whole output is streamed otherwise
+            engine_kwargs["stdout_file"] = _ProgressLines(progress)
+        print(f"running {study}: {path} -> {out}", file=progress, flush=True)
+        print(f"  kernel: {KERNEL_NAME} on {sys.executable}", file=progress, flush=True)
+
+    failure: NotebookFailed | None = None
+    try:
+        with _kernel_environment(smoke):
+            pm.execute_notebook(
+                str(path),
+                str(out_nb),
+                parameters=params,
+                kernel_name=KERNEL_NAME,
+                language="python",
+                progress_bar=False,
+                log_output=log_output,
+                cwd=str(path.parent),
+                execution_timeout=timeout,
+                **engine_kwargs,
+            )
+    except PapermillExecutionError as exc:
+        failure = NotebookFailed(
+            study,
+            ename=exc.ename,
+            evalue=exc.evalue,
+            cell_index=_source_cell_index(path, exc.source, exc.cell_index),
+            exec_count=exc.exec_count,
+            source=exc.source,
+            traceback=exc.traceback,
+        )
+    except Exception as exc:  # dead kernel, timeout, kernel that cannot start, ...
+        failure = NotebookFailed(study, ename=type(exc).__name__, evalue=str(exc).strip())
+    finally:
+        if handler is not None:
+            pm_logger.removeHandler(handler)
+        pm_logger.setLevel(saved_level)
+        for lg in noisy_loggers:
+            lg.removeFilter(noise)
+    wall = time.perf_counter() - start
+
+    html: Path | None = None
+    if out_nb.exists():
+        import nbformat
+
+        nbformat.write(clean_executed_notebook(nbformat.read(str(out_nb), as_version=4)), str(out_nb))
+        run = _read_run_record(metrics_path)
+        if run is None:  # the notebook failed before saving its metrics: what the runner knows
+            run = utils.run_record()
+            run.update(command=kernel_env[utils.COMMAND_ENV], explicit_parameters=explicit, parameters=params)
+        try:
+            html = export_html(out_nb, out_html, run=run)
+        except Exception as exc:  # a broken export must not hide the notebook's own error
+            print(f"warning: HTML export of {out_nb} failed: {exc}", file=sys.stderr)
+    if failure is not None:
+        failure.notebook = out_nb if out_nb.exists() else None
+        failure.html = html
+        failure.args = (failure.describe(),)
+        raise failure
+
+    if not metrics_path.is_file():
+        raise MissingMetricsError(
+            f"notebook {path} ran without error but did not write {metrics_path}: every study "
+            f"notebook must save its metrics with kerasmt.save_metrics(metrics, OUT_DIR)"
+        )
+    try:
+        metrics = json.loads(metrics_path.read_text())
+    except ValueError as exc:
+        raise MissingMetricsError(f"{metrics_path}: not valid JSON ({exc})") from exc
+    if not isinstance(metrics, dict):
+        raise MissingMetricsError(f"{metrics_path}: expected a JSON object, found {type(metrics).__name__}")
+    return RunResult(study, out, out_nb, html, metrics_path, metrics, wall, parameters=params)
 
 
 # -------------------------------------------------------------------------------------- metrics
