@@ -586,8 +586,13 @@ def run_study(
     if declared is not None:
         unknown = [k for k in extra if k not in declared]
         if unknown:
+            import difflib
+
+            close = {k: difflib.get_close_matches(k, declared, n=1) for k in unknown}
+            hint = "; ".join(f"{k}: did you mean {m[0]}?" for k, m in close.items() if m)
             raise UsageError(
-                f"-p {', '.join(unknown)}: not a parameter of {study} (the first cell of {path.name}).\n"
+                f"-p {', '.join(unknown)}: not a parameter of {study} (the first cell of {path.name})."
+                f"{' ' + hint if hint else ''}\n"
                 f"{study}'s parameters: {', '.join(k for k in declared if k not in RESERVED_PARAMETERS)}"
                 f"\n(DATA_DIR, SMOKE, OUT_DIR: use --data, --smoke, --out; `kerasmt list {study}` shows "
                 f"their defaults and meaning)")

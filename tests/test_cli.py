@@ -325,6 +325,8 @@ def test_unknown_parameter_is_an_error_listing_the_study_parameters(tmp_path, ca
     assert cli.main(["run", "toy", "--out", str(out), "-p", "ALPHA=2", "-p", "EPOCHS=3"]) == 2
     err = capsys.readouterr().err
     assert "-p EPOCHS: not a parameter of toy" in err
+    assert cli.main(["run", "toy", "--out", str(out), "-p", "ALPHAS=2"]) == 2
+    assert "ALPHAS: did you mean ALPHA?" in capsys.readouterr().err
     assert "ALPHA, NAME, FLAG, SIZE, WRITE_METRICS" in err
     assert not out.exists()  # refused before anything ran or was written
 
