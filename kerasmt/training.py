@@ -128,12 +128,20 @@ class _StopAfter(keras.callbacks.Callback):
 
 class EpochLine(keras.callbacks.Callback):
     """One compact line per epoch, no progress bar: ``name epoch 3/10 (2.1 s): loss 0.512
-    accuracy 0.81 | val_loss 0.60 val_accuracy 0.78``. Readable in notebooks and CLI logs."""
+    accuracy 0.81 | val_loss 0.60 val_accuracy 0.78``. Readable in notebooks and CLI logs.
 
-    def __init__(self, name: str | None = None, stream: Any = None):
+    Long fits stay readable: with more than ``max_lines`` epochs planned, every k-th epoch is
+    printed (k = epochs / max_lines, rounded up), and the last epoch run always is."""
+
+    def __init__(self, name: str | None = None, stream: Any = None, max_lines: int = 100):
         super().__init__()
-        self.name, self.stream = name, stream
+        self.name, self.stream, self.max_lines = name, stream, int(max_lines)
         self._start = 0.0
+        self._pending: str | None = None
+
+    def _every(self) -> int:
+        total = (self.params or {}).get("epochs") or 0
+        return max(1, math.ceil(total / self.max_lines)) if self.max_lines > 0 else 1
 
     @staticmethod
     def _format(value: Any) -> str:
@@ -156,7 +164,16 @@ class EpochLine(keras.callbacks.Callback):
         line = f"{head} ({time.perf_counter() - self._start:.1f} s): " + " ".join(train)
         if val:
             line += " | " + " ".join(val)
-        print(line, file=self.stream or sys.stdout, flush=True)
+        if (epoch + 1) % self._every() == 0 or (total and epoch + 1 >= total):
+            self._pending = None
+            print(line, file=self.stream or sys.stdout, flush=True)
+        else:
+            self._pending = line
+
+    def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
+        if self._pending is not None:  # stopped early between two printed epochs
+            print(self._pending, file=self.stream or sys.stdout, flush=True)
+            self._pending = None
 
 
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):

@@ -183,6 +183,19 @@ def test_fit_prints_one_compact_line_per_epoch(tiny, tmp_path, capsys):
     assert capsys.readouterr().out == ""
 
 
+def test_epoch_lines_thin_out_on_long_fits_and_show_the_last_epoch(tiny, capsys):
+    import keras
+
+    from kerasmt.training import EpochLine
+
+    model = _model()
+    stop = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: setattr(model, "stop_training", epoch + 1 >= 7))
+    model.fit(tiny, epochs=40, verbose=0, callbacks=[EpochLine("long", max_lines=10), stop])
+    epochs = [ln.split()[2] for ln in capsys.readouterr().out.splitlines()]
+    assert epochs == ["4/40", "7/40"]  # every 4th epoch, and the last one run (stopped at 7)
+
+
 def test_fit_takes_the_run_folder_lock(tiny, tmp_path):
     from kerasmt.training import fit
 
