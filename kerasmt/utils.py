@@ -213,7 +213,8 @@ def _devices() -> dict[str, Any]:
         pass
     info: dict[str, Any] = {"cpu": cpu, "cpu_count": os.cpu_count(), "gpus": None}
     tf = sys.modules.get("tensorflow")
-    if tf is None:
+    if tf is None:  # a run without TensorFlow (the recommender) computes on the CPU only
+        info["device"] = f"CPU ({cpu})"
         info["note"] = "TensorFlow not imported by this run"
         return info
     gpus = []

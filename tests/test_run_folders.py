@@ -275,3 +275,22 @@ def test_progress_is_quiet_in_tests_and_plain_lines_without_a_terminal(monkeypat
     stream = io.StringIO()
     list(utils.progress(range(3), "off", every_s=0, stream=stream))
     assert stream.getvalue() == ""
+
+
+def test_run_record_names_the_gpus(monkeypatch):
+    import types
+
+    class _Device:
+        def __init__(self, name):
+            self.name = name
+
+    gpus = [_Device("/physical_device:GPU:0"), _Device("/physical_device:GPU:1")]
+    fake = types.SimpleNamespace(config=types.SimpleNamespace(
+        list_physical_devices=lambda kind: gpus if kind == "GPU" else [],
+        experimental=types.SimpleNamespace(get_device_details=lambda d: {"device_name": f"NVIDIA H100 ({d.name[-1]})"})))
+    monkeypatch.setitem(sys.modules, "tensorflow", fake)
+    devices = utils.run_record()["devices"]
+    assert devices["gpus"] == ["NVIDIA H100 (0)", "NVIDIA H100 (1)"]
+    assert devices["device"] == "NVIDIA H100 (0), NVIDIA H100 (1)"
+    gpus.clear()
+    assert utils.run_record()["devices"]["device"].startswith("CPU (")
