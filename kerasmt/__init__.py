@@ -49,4 +49,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'kerasmt' has no attribute {name!r}")
 
 
-__all__ = sorted(_SUBMODULES | {"env_smoke", "resolve_out_dir", "save_metrics", "set_seed", "smoke_sizes", "__version__"})
+__all__ = sorted(_SUBMODULES | {"env_smoke", "resolve_out_dir", "save_metrics", "set_seed", "smoke_sizes",
+                                 "__version__"})
