@@ -353,6 +353,10 @@ def _fit_locked(model: keras.Model, train: Any, validation: Any, epochs: int, ru
     resuming = backup and backup_dir.exists() and log.is_file() and check_backup(backup_dir)
     if not resuming and log.exists():
         log.unlink()  # a fresh fit starts a fresh log
+    if not resuming and backup_dir.exists():  # a backup without its log cannot be resumed consistently
+        warnings.warn(f"{backup_dir}: a backup without its log {log}; the fit starts again from epoch 1",
+                      RuntimeWarning, stacklevel=3)
+        shutil.rmtree(backup_dir, ignore_errors=True)
 
     cbs: list[keras.callbacks.Callback] = []
     if backup:

@@ -294,3 +294,11 @@ def test_run_record_names_the_gpus(monkeypatch):
     assert devices["device"] == "NVIDIA H100 (0), NVIDIA H100 (1)"
     gpus.clear()
     assert utils.run_record()["devices"]["device"].startswith("CPU (")
+
+
+def test_backup_without_its_log_starts_again(tiny, tmp_path):
+    _interrupted(tiny, tmp_path)
+    (tmp_path / "logs" / "tiny.csv").unlink()
+    with pytest.warns(RuntimeWarning, match="a backup without its log"):
+        seen, result = _resume(tiny, tmp_path)
+    assert seen == [1, 2, 3, 4] and list(result.history.index) == [1, 2, 3, 4]
