@@ -370,7 +370,13 @@ class RunLock:
             if fcntl is not None:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError:
+                except OSError as exc:
+                    import errno
+
+                    if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+                        os.close(fd)  # a file system without flock: pid-based, as without fcntl
+                        fcntl = None  # type: ignore[assignment]
+                        continue
                     info = self._read(fd)
                     os.close(fd)
                     if info.get("token") and info["token"] in inherited:  # our parent's lock

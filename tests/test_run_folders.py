@@ -302,3 +302,19 @@ def test_backup_without_its_log_starts_again(tiny, tmp_path):
     with pytest.warns(RuntimeWarning, match="a backup without its log"):
         seen, result = _resume(tiny, tmp_path)
     assert seen == [1, 2, 3, 4] and list(result.history.index) == [1, 2, 3, 4]
+
+
+def test_lock_without_flock_checks_the_holder_pid(tmp_path, monkeypatch):
+    folder, ready = tmp_path / "run", tmp_path / "ready"
+    holder = _hold_lock_in_child(folder, ready)
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # `import fcntl` fails, as on Windows
+    try:
+        _wait_for(ready, holder)
+        with pytest.raises(utils.RunFolderLocked, match=f"pid {holder.pid}"):
+            utils.RunLock(folder).acquire()
+    finally:
+        holder.kill()
+        holder.wait()
+    with pytest.warns(RuntimeWarning, match=f"stale lock .*pid {holder.pid}"):
+        with utils.RunLock(folder):
+            pass
