@@ -37,9 +37,9 @@ import pandas as pd
 import tensorflow as tf
 
 from kerasmt import distribute
-from kerasmt.utils import RunFolderLocked, RunLock  # noqa: F401  (RunFolderLocked: part of fit's API)
 from kerasmt.losses import MaskedSparseCategoricalCrossentropy
 from kerasmt.metrics import MaskedSparseCategoricalAccuracy
+from kerasmt.utils import RunFolderLocked, RunLock  # noqa: F401  (RunFolderLocked: part of fit's API)
 
 
 def compile_classifier(
@@ -223,10 +223,10 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             if meta.exists():
                 shutil.copyfile(meta, self._prev_training_metadata_path)
         tmp = folder / f".latest.{os.getpid()}.tmp.weights.h5"
-        self.model.save_weights(str(tmp), overwrite=True)
-        os.replace(tmp, weights)
         tmp_meta = folder / f".training_metadata.{os.getpid()}.tmp.json"
+        self.model.save_weights(str(tmp), overwrite=True)
         tmp_meta.write_text(json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen}))
+        os.replace(tmp, weights)  # both files are complete before either replaces its backup
         os.replace(tmp_meta, meta)
 
 
