@@ -318,3 +318,52 @@ def test_lock_without_flock_checks_the_holder_pid(tmp_path, monkeypatch):
     with pytest.warns(RuntimeWarning, match=f"stale lock .*pid {holder.pid}"):
         with utils.RunLock(folder):
             pass
+
+
+_KILL_SCRIPT = """
+import os, signal, sys
+import numpy as np, keras, tensorflow as tf
+import kerasmt
+from kerasmt.training import compile_classifier, fit
+
+run_dir, kill_after, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+kerasmt.set_seed(0)
+rng = np.random.default_rng(0)
+x = rng.random((64, 8)).astype("float32")
+y = (x.sum(axis=1) > 4).astype("int32")
+ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+inputs = keras.Input((8,))
+model = compile_classifier(keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs), name="k"))
+kill = keras.callbacks.LambdaCallback(
+    on_epoch_end=lambda epoch, logs: os.kill(os.getpid(), signal.SIGKILL) if epoch + 1 == kill_after else None)
+began = []
+record = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: began.append(epoch + 1))
+result = fit(model, ds, ds, epochs=4, run_dir=run_dir, callbacks=[record, kill], progress=False)
+np.save(out, np.concatenate([w.numpy().ravel() for w in model.weights]))
+print("epochs", list(result.history.index), "began", began)
+"""
+
+
+def test_sigkill_then_rerun_gives_bit_identical_weights(tmp_path):
+    """Killed (SIGKILL, no cleanup) after epoch 2, rerun in a fresh process: it resumes at epoch 3,
+    and the final weights equal those of an uninterrupted run bit for bit."""
+    script = tmp_path / "kill.py"
+    script.write_text(_KILL_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+    def run(run_dir, kill_after, out):
+        return subprocess.run([sys.executable, str(script), str(run_dir), str(kill_after), str(out)],
+                              capture_output=True, text=True, env=env, timeout=600)
+
+    killed = run(tmp_path / "a", 2, tmp_path / "never.npy")
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert (tmp_path / "a" / utils.LOCK_FILE).exists()  # the killed run could not release its lock
+    resumed = run(tmp_path / "a", 0, tmp_path / "resumed.npy")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "took over the stale lock" in resumed.stderr
+    assert "epochs [1, 2, 3, 4] began [3, 4]" in resumed.stdout  # resumed, not restarted
+    straight = run(tmp_path / "b", 0, tmp_path / "straight.npy")
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    import numpy as np
+
+    assert np.array_equal(np.load(tmp_path / "resumed.npy"), np.load(tmp_path / "straight.npy"))
