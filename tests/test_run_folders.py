@@ -209,7 +209,8 @@ def test_fit_takes_the_run_folder_lock(tiny, tmp_path):
         holder.kill()
         holder.wait()
     assert not (folder / "logs" / "tiny.csv").exists()  # refused before writing anything
-    fit(_model(), tiny, tiny, epochs=1, run_dir=folder, progress=False)
+    with pytest.warns(RuntimeWarning, match="took over the stale lock"):  # the holder was killed
+        fit(_model(), tiny, tiny, epochs=1, run_dir=folder, progress=False)
     assert not (folder / utils.LOCK_FILE).exists()
 
 
