@@ -514,3 +514,11 @@ def test_documented_parameters_are_real_parameters(monkeypatch):
         if name not in declared or name in runner.RESERVED_PARAMETERS:
             wrong.append(f"{where}: kerasmt run {study} -p {name}")
     assert not wrong, f"examples name parameters their study does not have: {wrong}"
+
+
+def test_demo_parameters_are_real_parameters(monkeypatch):
+    monkeypatch.delenv(runner.NOTEBOOKS_ENV)
+    for study, params in runner.DEMO_PARAMETERS.items():
+        declared = runner.notebook_parameters(runner.notebook_path(study))
+        unknown = sorted(set(params) - set(declared))
+        assert not unknown, f"DEMO_PARAMETERS[{study!r}] names {unknown}, not in its parameters cell"
