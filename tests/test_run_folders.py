@@ -191,7 +191,7 @@ def test_epoch_lines_thin_out_on_long_fits_and_show_the_last_epoch(tiny, capsys)
     model = _model()
     stop = keras.callbacks.LambdaCallback(
         on_epoch_end=lambda epoch, logs: setattr(model, "stop_training", epoch + 1 >= 7))
-    model.fit(tiny, epochs=40, verbose=0, callbacks=[EpochLine("long", max_lines=10), stop])
+    model.fit(tiny, epochs=40, verbose=0, shuffle=False, callbacks=[EpochLine("long", max_lines=10), stop])
     epochs = [ln.split()[2] for ln in capsys.readouterr().out.splitlines()]
     assert epochs == ["4/40", "7/40"]  # every 4th epoch, and the last one run (stopped at 7)
 
