@@ -183,3 +183,22 @@ def macro_f1(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
     from sklearn.metrics import f1_score
 
     return float(f1_score(y_true[keep], y_pred[keep], average="macro", zero_division=0))
+
+
+def paired_bootstrap(
+    correct_a: Sequence[float], correct_b: Sequence[float], n_boot: int = 2000, seed: int = 0, level: float = 0.95
+) -> dict[str, float | str]:
+    """Difference ``mean(a) - mean(b)`` of two models' per-example scores on the *same* examples
+    (e.g. 0/1 correctness), with a paired bootstrap ``level`` interval (examples resampled with
+    replacement, the same draw for both models). ``verdict`` is ``"tie"`` when the interval
+    contains 0, otherwise which of ``"a"`` / ``"b"`` is better."""
+    a = np.asarray(correct_a, dtype=np.float64).reshape(-1)
+    b = np.asarray(correct_b, dtype=np.float64).reshape(-1)
+    if a.shape != b.shape or a.size == 0:
+        raise ValueError(f"correct_a and correct_b must be non-empty and of equal length, got {a.size} and {b.size}")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, a.size, size=(int(n_boot), a.size))
+    diffs = a[idx].mean(axis=1) - b[idx].mean(axis=1)
+    low, high = np.quantile(diffs, [(1 - level) / 2, 1 - (1 - level) / 2])
+    verdict = "tie" if low <= 0 <= high else ("a" if low > 0 else "b")
+    return {"difference": float(a.mean() - b.mean()), "low": float(low), "high": float(high), "verdict": verdict}
