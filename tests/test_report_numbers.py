@@ -65,3 +65,63 @@ def test_paired_bootstrap_calls_overlapping_differences_a_tie():
     assert better["verdict"] == "a" and better["low"] > 0
     with pytest.raises(ValueError, match="equal length"):
         paired_bootstrap([1, 0], [1])
+
+
+def test_utkface_report_consistency_and_ranking_sensitivity():
+    from kerasmt.studies import utkface as study
+
+    table = study.report_consistency()
+    assert table.loc["Table 3 (backbones)", "k/499"].all() and not table.loc["Table 3 (backbones)", "k/999"].any()
+    assert table.loc["Table 4 (head orders)", "k/999"].all() and not table.loc["Table 4 (head orders)", "k/499"].any()
+    assert "84.37%" in table.loc["Model B", "note"].iloc[0]
+    noise = study.report_seed_noise()
+    assert noise["gender_accuracy"] == pytest.approx(0.0422)
+    sens = study.ranking_sensitivity(seed_noise=noise["score"])
+    assert sens.loc[10, "winner"] == 10 and sens.loc[10, "margin"] == pytest.approx(0.0009, abs=1e-4)
+    assert sens.loc[5, "winner"] == 5 and sens.loc[30, "winner"] == 19  # the choice flips with the scale
+    assert sens["tie (margin < seed noise)"].all()  # every margin is below the seed noise
+    # a search table (with a cnn column) works the same way
+    search = pd.DataFrame({"cnn": [1, 2], "gender_accuracy": [0.9, 0.8], "age_mae": [8.0, 5.0]})
+    flips = study.ranking_sensitivity(search, scales=(1, 100))
+    assert flips["winner"].tolist() == [2, 1]
+
+
+def test_utkface_seed_comparison_calls_overlaps_ties():
+    from kerasmt.studies import utkface as study
+
+    def run(seed, acc, mae):
+        return study.TrainResult("m", None, pd.DataFrame(), {"gender_accuracy": acc, "age_mae": mae}, None, None, 0.0, seed)
+
+    a = [run(0, 0.80, 6.0), run(1, 0.84, 6.4)]
+    b = [run(0, 0.81, 6.1), run(1, 0.83, 6.3)]
+    c = [run(0, 0.95, 3.0), run(1, 0.96, 3.1)]
+    table = study.seed_comparison({"a": a, "b": b, "c": c}, reference="a")
+    assert table.loc["b", "gender_accuracy verdict"] == "tie" and table.loc["b", "age_mae verdict"] == "tie"
+    assert table.loc["c", "gender_accuracy verdict"] == "better" and table.loc["c", "age_mae verdict"] == "better"
+    one = study.seed_comparison({"a": a[:1], "c": c[:1]}, reference="a")
+    assert one.loc["c", "gender_accuracy verdict"] == "one seed: no spread"
+
+
+def test_fairface_vae_loss_identity_and_gender_metrics():
+    from kerasmt.studies import fairface as study
+
+    identity = study.vae_loss_identity()
+    values = list(identity.values())
+    assert values[0] == pytest.approx(values[1], rel=1e-12)
+    assert study.MULTITASK_PARAMS == {"gender_age": 106_315, "gender_age_race": 147_922}
+    table = study.param_table()
+    assert table.loc["multitask_gender_age", "params"] == 106_315
+    assert table.loc["multitask_gender_age_race", "params"] == 147_922
+    # the report's "precision" cm[0,0] / cm[0].sum() on its own matrix is the recall of Male
+    cm = np.array([[4536, 1256], [1130, 4032]])
+    y_true = np.repeat([0, 0, 1, 1], cm.ravel())
+    y_pred = np.repeat([0, 1, 0, 1], cm.ravel())
+    res = study.ClassifierResult("small_cnn_gender", "small_cnn", ["gender"], None, pd.DataFrame(),
+                                 {"gender": y_true}, {"gender": y_pred}, {"gender": cm},
+                                 {"gender": float(np.trace(cm) / cm.sum())}, {"gender": 0.0}, 0.0)
+    metrics = study.gender_metrics({"small_cnn_gender": res})
+    row = metrics.loc["small_cnn_gender"]
+    assert row["report's 'precision' formula (= Male recall)"] == pytest.approx(0.7831, abs=1e-4)
+    assert row["report 'precision'"] == 0.7831
+    assert row["Male precision"] == pytest.approx(4536 / (4536 + 1130), abs=1e-4)
+    assert row["accuracy"] == pytest.approx(0.7822, abs=1e-4)

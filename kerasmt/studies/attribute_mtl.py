@@ -668,7 +668,13 @@ def _legend(fig, classes: Sequence[str]) -> None:
 
     palette = MASK_PALETTE if len(classes) == len(MASK_PALETTE) else _MERGED_PALETTE[: len(classes)]
     handles = [mpatches.Patch(color=palette[i] / 255.0, label=c) for i, c in enumerate(classes)]
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(classes), 9), fontsize=7, frameon=False)
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(classes), 9), fontsize=8, frameon=False)
+
+
+def _readable(fig):
+    from kerasmt.plots import readable
+
+    return readable(fig)
 
 
 def _short(task: str, code: int) -> str:
@@ -685,9 +691,9 @@ def plot_missing(data: AttributeData):
     ax.set_ylabel("missing labels (-1)")
     ax.set_title("missing labels per task")
     for container in ax.containers:
-        ax.bar_label(container, fontsize=7)
+        ax.bar_label(container, fontsize=8)
     fig.tight_layout()
-    return fig
+    return _readable(fig)
 
 
 def plot_samples(data: AttributeData, n: int = 8, split: str = "train"):
@@ -696,18 +702,18 @@ def plot_samples(data: AttributeData, n: int = 8, split: str = "train"):
 
     manifest, x, m = data.split(split)
     n = min(n, len(x))
-    fig, axes = plt.subplots(2, n, figsize=(1.15 * n, 4.9), squeeze=False)
+    fig, axes = plt.subplots(2, n, figsize=(1.35 * n, 5.6), squeeze=False, dpi=100)
     for i in range(n):
         row = manifest.iloc[i]
         axes[0, i].imshow(x[i])
-        axes[0, i].set_title("\n".join(_short(t, row[t]) for t in TASKS), fontsize=6)
+        axes[0, i].set_title("\n".join(_short(t, row[t]) for t in TASKS), fontsize=8)
         axes[1, i].imshow(mask_to_rgb(m[i], data.mask_classes))
     for ax in axes.flat:
         ax.axis("off")
-    fig.suptitle(f"{split} images (labels: {', '.join(TASKS)}) and part masks", fontsize=8)
+    fig.suptitle(f"{split} images (labels: {', '.join(TASKS)}) and part masks", fontsize=9)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     _legend(fig, data.mask_classes)
-    return fig
+    return _readable(fig)
 
 
 def plot_augmentation(data: AttributeData, augmentations: Mapping[str, PairedAugmentation], n: int = 5, seed: int = 0):
@@ -726,13 +732,13 @@ def plot_augmentation(data: AttributeData, augmentations: Mapping[str, PairedAug
         for i in range(n):
             axes[2 * r, i].imshow(images[i])
             axes[2 * r + 1, i].imshow(mask_to_rgb(masks[i], data.mask_classes))
-        axes[2 * r, 0].set_ylabel(name, fontsize=7)
-        axes[2 * r + 1, 0].set_ylabel("mask", fontsize=7)
+        axes[2 * r, 0].set_ylabel(name, fontsize=8)
+        axes[2 * r + 1, 0].set_ylabel("mask", fontsize=8)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
-    return fig
+    return _readable(fig)
 
 
 def plot_confusions(result: AttributeResult, normalize: bool = False):
@@ -748,7 +754,7 @@ def plot_confusions(result: AttributeResult, normalize: bool = False):
                                     title=f"{task} (acc {result.accuracy[task]:.2f})")
     fig.suptitle(f"{result.name}: test confusion matrices")
     fig.tight_layout()
-    return fig
+    return _readable(fig)
 
 
 def bad_cases(result: AttributeResult, task: str, n: int = 2) -> np.ndarray:
@@ -762,8 +768,8 @@ def plot_bad_cases(result: AttributeResult, data: AttributeData, n: int = 2, tas
     all six traits (mistakes marked ``x``), like the report's bad-case tables."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(tasks), 2 * n, figsize=(3.3 * n, 1.55 * len(tasks)),
-                             gridspec_kw={"width_ratios": [0.6, 1.4] * n}, squeeze=False)
+    fig, axes = plt.subplots(len(tasks), 2 * n, figsize=(4.6 * n, 2.0 * len(tasks)),
+                             gridspec_kw={"width_ratios": [0.6, 1.9] * n}, squeeze=False, dpi=100)
     for r, task in enumerate(tasks):
         idx = bad_cases(result, task, n)
         for c in range(n):
@@ -774,16 +780,16 @@ def plot_bad_cases(result: AttributeResult, data: AttributeData, n: int = 2, tas
                 continue
             i = int(idx[c])
             img_ax.imshow(data.x_test[i])
-            img_ax.set_title(f"{task}\ntest #{i}", fontsize=6)
+            img_ax.set_title(f"{task}\ntest #{i}", fontsize=8)
             lines = ["trait        pred / actual"]
             for t in TASKS:
                 p, y = int(result.y_pred[t][i]), int(result.y_true[t][i])
                 mark = "x" if (y >= 0 and p != y) else " "
                 lines.append(f"{mark} {t[:12]:<12} {_short(t, p)[:6]} / {_short(t, y)[:6]}")
-            txt_ax.text(0.0, 0.5, "\n".join(lines), family="monospace", fontsize=5.5, va="center")
-    fig.suptitle(f"{result.name}: most confident mistakes per task", fontsize=9)
+            txt_ax.text(0.0, 0.5, "\n".join(lines), family="monospace", fontsize=8, va="center")
+    fig.suptitle(f"{result.name}: most confident mistakes per task", fontsize=10)
     fig.tight_layout()
-    return fig
+    return _readable(fig)
 
 
 def plot_masks(result: AttributeResult, data: AttributeData, n: int = 8):
@@ -806,10 +812,10 @@ def plot_masks(result: AttributeResult, data: AttributeData, n: int = 8):
         ax.set_xticks([])
         ax.set_yticks([])
     for r, label in enumerate(["val image", "true mask", "predicted", "test image", "predicted"]):
-        axes[r, 0].set_ylabel(label, fontsize=7)
+        axes[r, 0].set_ylabel(label, fontsize=8)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     _legend(fig, data.mask_classes)
-    return fig
+    return _readable(fig)
 
 
 def plot_iou(result: AttributeResult):
@@ -823,28 +829,31 @@ def plot_iou(result: AttributeResult):
     ax.bar(range(len(iou)), iou.fillna(0).to_numpy(), color=mask_to_rgb(np.arange(len(iou)), list(iou.index)) / 255.0,
            edgecolor="k")
     ax.set_xticks(range(len(iou)))
-    ax.set_xticklabels(iou.index, rotation=30, fontsize=7)
+    ax.set_xticklabels(iou.index, rotation=30, fontsize=8)
     ax.set_ylim(0, 1)
     ax.set_ylabel("IoU (validation)")
     ax.set_title(f"{result.name}: per-part IoU, mean {np.nanmean(iou.to_numpy()):.3f}")
     fig.tight_layout()
-    return fig
+    return _readable(fig)
 
 
-def plot_curves(result: AttributeResult):
-    """Training and validation curves: total and per-task losses (top row), per-task accuracies
-    and, for ``mtl_seg``, the mask loss and mean IoU (bottom row)."""
+def plot_curves(result: AttributeResult, ncols: int = 4):
+    """Training and validation curves in a grid of ``ncols`` columns: total and per-task losses
+    (and, for ``mtl_seg``, the mask loss) first, then per-task accuracies (and the mask mean IoU);
+    integer epoch ticks."""
     import matplotlib.pyplot as plt
 
+    from kerasmt.plots import integer_epochs
+
     h = result.history
-    top = [("loss", "total loss")] + [(f"{t}_loss", f"{t} loss") for t in TASKS]
-    bottom = [(f"{t}_accuracy", f"{t} acc") for t in TASKS]
+    losses = [("loss", "total loss")] + [(f"{t}_loss", f"{t} loss") for t in TASKS]
+    scores = [(f"{t}_accuracy", f"{t} acc") for t in TASKS]
     if f"{MASK_OUTPUT}_loss" in h:
-        top.append((f"{MASK_OUTPUT}_loss", "mask loss"))
-        bottom.append((f"{MASK_OUTPUT}_mean_iou", "mask mean IoU"))
-    ncols = max(len(top), len(bottom))
-    fig, axes = plt.subplots(2, ncols, figsize=(1.95 * ncols, 4.3), squeeze=False)
-    for r, panels in enumerate((top, bottom)):
+        losses.append((f"{MASK_OUTPUT}_loss", "mask loss"))
+        scores.append((f"{MASK_OUTPUT}_mean_iou", "mask mean IoU"))
+    rows = [p[i:i + ncols] for p in (losses, scores) for i in range(0, len(p), ncols)]
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(3.0 * ncols, 2.4 * len(rows)), squeeze=False, dpi=100)
+    for r, panels in enumerate(rows):
         for c in range(ncols):
             ax = axes[r, c]
             if c >= len(panels) or panels[c][0] not in h:
@@ -854,13 +863,14 @@ def plot_curves(result: AttributeResult):
             ax.plot(h.index, h[column], marker=".", label="train")
             if f"val_{column}" in h:
                 ax.plot(h.index, h[f"val_{column}"], marker=".", label="val")
-            ax.set_title(label, fontsize=8)
-            ax.tick_params(labelsize=6)
+            ax.set_title(label, fontsize=9)
+            ax.tick_params(labelsize=8)
+            integer_epochs(ax)
             ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=6)
-    fig.suptitle(f"{result.name}: training curves ({len(h)} epochs)", fontsize=9)
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(f"{result.name}: training curves ({len(h)} epochs)", fontsize=10)
     fig.tight_layout()
-    return fig
+    return _readable(fig)
 
 
 def difference_table(results: Mapping[str, AttributeResult], a: str, b: str, n_boot: int = 2000,

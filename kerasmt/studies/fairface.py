@@ -549,7 +549,7 @@ def plot_confusions(result: ClassifierResult, normalize: bool = False):
             ax=ax,
         )
     fig.tight_layout()
-    return fig
+    return plots.readable(fig)
 
 
 def age_accuracy_check(results: Mapping[str, ClassifierResult]) -> pd.DataFrame:
