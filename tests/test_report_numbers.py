@@ -125,3 +125,24 @@ def test_fairface_vae_loss_identity_and_gender_metrics():
     assert row["report 'precision'"] == 0.7831
     assert row["Male precision"] == pytest.approx(4536 / (4536 + 1130), abs=1e-4)
     assert row["accuracy"] == pytest.approx(0.7822, abs=1e-4)
+
+
+def test_fairface_reports_the_saved_weights_on_a_held_out_test_split(tmp_path):
+    import keras
+
+    from kerasmt.studies import fairface as study
+
+    data = study.load_data(None, 200, 60, seed=0, limit=120, synthetic_image_size=64, test_fraction=0.25)
+    assert data.eval_split == "test" and len(data.test) == 30 and len(data.train) == 90
+    assert not set(data.test["path"]) & set(data.train["path"])
+    res = study.train_classifier("own_cnn", "gender", data, epochs=3, out_dir=tmp_path, early_stopping=1)
+    assert res.split == "test" and res.weights.startswith("best val_loss epoch")
+    assert len(res.y_true["gender"]) == 30
+    # the saved model is the reported one: same predictions on the test split
+    saved = keras.saving.load_model(res.checkpoint)
+    pred = np.argmax(saved.predict(data.x_test.astype("float32") / 255.0, verbose=0), axis=-1)
+    assert np.array_equal(pred, res.y_pred["gender"])
+    fixed = study.train_classifier("own_cnn", "gender", data, epochs=2, out_dir=tmp_path / "fixed")
+    assert fixed.weights == "final epoch 2"
+    table = study.comparison_table({"own_cnn_gender": res}, data)
+    assert table.loc[0, "split"] == "test" and "optimistic" in " ".join(table.columns)
