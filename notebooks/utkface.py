@@ -267,7 +267,7 @@ study.seeds_table(model_a_runs)
 score_noise = float(np.std([r.test["score"] for r in model_a_runs], ddof=1)) if len(model_a_runs) > 1 else None
 print(f"seed spread of the objective (std over {len(model_a_runs)} Model A seeds): "
       f"{'unknown with one seed' if score_noise is None else f'{score_noise:.4f}'}")
-study.ranking_sensitivity(search, scales=(1, 2, 5, 10, 20, 50), seed_noise=score_noise).T
+study.ranking_sensitivity(search, scales=(1, 2, 5, 10, 20, 50), seed_noise=score_noise)
 
 # %%
 study.plot_curves(model_a_runs[0], title=f"Model A (CNN {MODEL_A_CNN}), seed {SEED}: learning curves (report Figures 4-5)");
@@ -491,7 +491,7 @@ table3_ok = consistency.loc["Table 3 (backbones)", "k/499"].all()
 table4_ok = consistency.loc["Table 4 (head orders)", "k/999"].all()
 print(f"Table 3: all multiples of 1/499: {table3_ok}; Table 4: all multiples of 1/999: {table4_ok}")
 print(consistency.loc["Model B", "note"].iloc[0])
-consistency.drop(index="Model B").drop(columns="note")
+consistency.drop(index="Model B", level="table").drop(columns="note")
 
 # %%
 metrics = study.metrics_summary(
