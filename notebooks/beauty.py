@@ -312,7 +312,7 @@ if "grouped" in tests:
     display(pd.concat({"hardest groups": f1_grouped.head(8), "easiest groups": f1_grouped.tail(5)}))
 
 # %% [markdown]
-# The test images the best 73-class model gets most wrong, one per class (the report's problem
+# The test images the best model on all classes gets most wrong, one per class (the report's problem
 # images, figures 7.1-7.5):
 
 # %%
