@@ -146,9 +146,35 @@ def mask_iou(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarr
         return np.where(union > 0, intersection / np.maximum(union, 1), np.nan)
 
 
+#: the one macro-F1 definition of kerasmt (tables, metrics.json and printed classification reports)
+MACRO_F1_DEFINITION = "mean F1 over the classes present in the truth or the predictions (scikit-learn's macro average)"
+
+
+def present_classes(y_true: Sequence[int], y_pred: Sequence[int]) -> list[int]:
+    """Sorted classes that occur among the labelled truths (``!= -1``) or their predictions: the
+    classes :func:`macro_f1` averages over (pass them as ``labels`` to scikit-learn reports)."""
+    y_true = np.asarray(y_true).reshape(-1)
+    y_pred = np.asarray(y_pred).reshape(-1)
+    keep = y_true != MISSING
+    return sorted(set(y_true[keep].tolist()) | set(y_pred[keep].tolist()))
+
+
+def majority_baseline_accuracy(y_train: Sequence[int], y_test: Sequence[int]) -> float:
+    """Test accuracy of always predicting the *training* split's most frequent labelled class (the
+    honest baseline: the test labels are not known when choosing it). Ties: the lowest class."""
+    y_train = np.asarray(y_train).reshape(-1)
+    y_train = y_train[y_train != MISSING]
+    y_test = np.asarray(y_test).reshape(-1)
+    y_test = y_test[y_test != MISSING]
+    if y_train.size == 0 or y_test.size == 0:
+        return float("nan")
+    return float(np.mean(y_test == np.bincount(y_train).argmax()))
+
+
 def macro_f1(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
     """Macro-averaged F1 over labelled rows (``y_true != -1``), averaging the classes that occur in
-    the truth or the predictions (scikit-learn's ``f1_score(average="macro")``, zero division = 0)."""
+    the truth or the predictions (scikit-learn's ``f1_score(average="macro")``, zero division = 0;
+    :data:`MACRO_F1_DEFINITION`). A class absent from both is not averaged in as 0."""
     y_true = np.asarray(y_true).reshape(-1)
     y_pred = np.asarray(y_pred).reshape(-1)
     keep = y_true != MISSING
@@ -157,3 +183,22 @@ def macro_f1(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
     from sklearn.metrics import f1_score
 
     return float(f1_score(y_true[keep], y_pred[keep], average="macro", zero_division=0))
+
+
+def paired_bootstrap(
+    correct_a: Sequence[float], correct_b: Sequence[float], n_boot: int = 2000, seed: int = 0, level: float = 0.95
+) -> dict[str, float | str]:
+    """Difference ``mean(a) - mean(b)`` of two models' per-example scores on the *same* examples
+    (e.g. 0/1 correctness), with a paired bootstrap ``level`` interval (examples resampled with
+    replacement, the same draw for both models). ``verdict`` is ``"tie"`` when the interval
+    contains 0, otherwise which of ``"a"`` / ``"b"`` is better."""
+    a = np.asarray(correct_a, dtype=np.float64).reshape(-1)
+    b = np.asarray(correct_b, dtype=np.float64).reshape(-1)
+    if a.shape != b.shape or a.size == 0:
+        raise ValueError(f"correct_a and correct_b must be non-empty and of equal length, got {a.size} and {b.size}")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, a.size, size=(int(n_boot), a.size))
+    diffs = a[idx].mean(axis=1) - b[idx].mean(axis=1)
+    low, high = np.quantile(diffs, [(1 - level) / 2, 1 - (1 - level) / 2])
+    verdict = "tie" if low <= 0 <= high else ("a" if low > 0 else "b")
+    return {"difference": float(a.mean() - b.mean()), "low": float(low), "high": float(high), "verdict": verdict}

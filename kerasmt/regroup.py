@@ -32,6 +32,9 @@ import numpy as np
 import pandas as pd
 
 LINKAGE_METHOD = "average"
+#: a merged group whose pairs are all confused less than this (symmetrised rate) counts as "never
+#: confused": soft confusion matrices have no exact zeros, so a threshold is needed
+NEVER_CONFUSED = 0.01
 
 
 @dataclass
@@ -170,6 +173,7 @@ def derive_groups(
     n_groups: int,
     class_names: Sequence[str] | None = None,
     method: str = LINKAGE_METHOD,
+    never_confused: float = NEVER_CONFUSED,
 ) -> Grouping:
     """Group classes by agglomerative clustering of their symmetrised confusion rates.
 
@@ -179,8 +183,12 @@ def derive_groups(
         n_groups: number of groups to cut the tree at (the report: 42 of 73).
         class_names: names of the classes (default ``"0"``, ``"1"``, ...).
         method: SciPy linkage method on the distances ``1 - s`` (default ``"average"``).
-    Merges that join classes never confused with each other (the tree had to go that far to reach
-    ``n_groups``) are reported in one warning.
+        never_confused: merged groups whose every pair has a symmetrised confusion rate below this
+            are reported in one warning (the tree had to go that far to reach ``n_groups``).
+
+    The result does not depend on the order of the classes: they are clustered in the order of
+    their names (then of their confusion rows, for equal names), so tied distances are resolved
+    the same way whatever the label order, and group ids are numbered by label order afterwards.
     """
     from scipy.cluster.hierarchy import cut_tree, leaves_list, linkage
     from scipy.spatial.distance import squareform
@@ -194,21 +202,29 @@ def derive_groups(
         raise ValueError(f"n_groups must be in 1..{n}, got {n_groups}")
     if n == 1:
         return Grouping(names, np.zeros(1, dtype=np.int64), names, [0], sim)
-    dist = np.clip(1.0 - sim, 0.0, 1.0)
+    # canonical order: by name, then by the class's sorted confusion profile (order-free keys)
+    profile = [tuple(np.round(np.sort(sim[i]), 12)) for i in range(n)]
+    canon = np.array(sorted(range(n), key=lambda i: (names[i], profile[i])), dtype=np.int64)
+    sim_c = sim[np.ix_(canon, canon)]
+    dist = np.clip(1.0 - sim_c, 0.0, 1.0)
     np.fill_diagonal(dist, 0.0)
     Z = linkage(squareform(dist, checks=False), method=method)
-    labels = _renumber(cut_tree(Z, n_clusters=n_groups).ravel())
+    labels_c = cut_tree(Z, n_clusters=n_groups).ravel()
+    raw = np.empty(n, dtype=np.int64)
+    raw[canon] = labels_c
+    labels = _renumber(raw)
     blind = 0
     for g in range(n_groups):
         idx = np.flatnonzero(labels == g)
         if len(idx) > 1:
             block = sim[np.ix_(idx, idx)]
-            if np.all(block[~np.eye(len(idx), dtype=bool)] == 0):
+            if np.all(block[~np.eye(len(idx), dtype=bool)] < never_confused):
                 blind += 1
     if blind:
         warnings.warn(f"derive_groups: {blind} group(s) merge classes that were never confused with each "
-                      f"other (n_groups={n_groups} is below the number of confusion clusters)", stacklevel=2)
-    order = _contiguous_order(labels, leaves_list(Z))
+                      f"other (every pair below a symmetrised confusion rate of {never_confused}; "
+                      f"n_groups={n_groups} is below the number of confusion clusters)", stacklevel=2)
+    order = _contiguous_order(labels, [int(canon[i]) for i in leaves_list(Z)])
     return Grouping(names, labels, _name_groups(names, labels), order, sim, Z)
 
 
@@ -322,18 +338,19 @@ def plot_grouped_confusion(
     grouping: Grouping,
     title: str = "",
     ax=None,
-    label_size: float = 4.5,
+    label_size: float = 7.0,
 ):
     """The reordered, row-normalised confusion matrix with each merged group boxed (report
-    figures 5.2 and 5.3). Returns the figure."""
+    figures 5.2 and 5.3), large enough to read every class name (0.18 inch per class). Returns the
+    figure; :func:`kerasmt.plots.plot_most_confused` lists the worst pairs legibly."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
     rates = reorder(confusion_rates(cm), grouping.order)
     n = len(rates)
     if ax is None:
-        side = max(4.0, min(11.0, 0.12 * n + 2.5))
-        fig, ax = plt.subplots(figsize=(side + 0.8, side))
+        side = max(4.0, min(16.0, 0.18 * n + 2.5))
+        fig, ax = plt.subplots(figsize=(side + 0.8, side), dpi=100)
     else:
         fig = ax.figure
     image = ax.imshow(np.sqrt(rates), cmap="magma_r", vmin=0, vmax=1, interpolation="nearest")
@@ -359,4 +376,6 @@ def plot_grouped_confusion(
     cbar.set_ticks([0, 0.1 ** 0.5, 0.25 ** 0.5, 0.5 ** 0.5, 1])
     cbar.set_ticklabels(["0", ".1", ".25", ".5", "1"])
     fig.tight_layout()
-    return fig
+    from kerasmt.plots import readable
+
+    return readable(fig)

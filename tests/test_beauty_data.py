@@ -43,7 +43,8 @@ def test_class_names_of_the_report():
 
 
 @pytest.mark.parametrize("n, expected", [(1000, (800, 100, 100)), (880, (704, 88, 88)), (30, (24, 3, 3)),
-                                         (25, (20, 3, 2)), (7, (6, 0, 1)), (0, (0, 0, 0))])
+                                         (25, (20, 2, 3)), (45, (36, 4, 5)), (65, (52, 6, 7)), (7, (6, 0, 1)),
+                                         (0, (0, 0, 0))])
 def test_split_counts(n, expected):
     assert fc.split_counts(n) == expected
 
@@ -52,6 +53,8 @@ def test_split_counts_add_up_and_reject_bad_fractions():
     for n in range(0, 300):
         counts = fc.split_counts(n)
         assert sum(counts) == n and min(counts) >= 0
+        # the report's own code: Python's round on floats (half to even)
+        assert counts[0] == round(0.8 * n) and counts[0] + counts[1] == round(0.9 * n), n
     totals = np.sum([fc.split_counts(n) for n in fc.REPORT_COUNTS.values()], axis=0)
     assert totals.tolist() == [58_304, 7_288, 7_288]  # the report's split sizes
     with pytest.raises(ValueError, match="sum to 1"):

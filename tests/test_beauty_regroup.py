@@ -157,3 +157,36 @@ def test_group_accuracy_and_reorder():
         regroup.reorder(cm, [0, 0, 1])
     fig = regroup.plot_grouped_confusion(cm, grouping)
     assert len(fig.axes[0].patches) == 4  # one box per merged group
+
+
+def _named_partition(grouping: regroup.Grouping) -> set[frozenset[str]]:
+    return {frozenset(grouping.members(g)) for g in range(grouping.n_groups)}
+
+
+def test_derive_groups_ties_do_not_depend_on_class_order():
+    # a ring of equally confused neighbours: every merge is a tie, resolved the same for every order
+    n = 12
+    cm = np.eye(n) * 10
+    for i in range(n):
+        cm[i, (i + 1) % n] = cm[(i + 1) % n, i] = 2
+    expected = _named_partition(regroup.derive_groups(cm, 5, NAMES))
+    for seed in range(6):
+        perm = np.random.default_rng(seed).permutation(n)
+        grouping = regroup.derive_groups(cm[np.ix_(perm, perm)], 5, [NAMES[i] for i in perm])
+        assert _named_partition(grouping) == expected
+        ordered = grouping.group_of[grouping.order]
+        assert len(_runs(ordered)) == grouping.n_groups  # still contiguous
+
+
+def test_never_confused_warning_uses_a_threshold():
+    # soft confusion has no exact zeros: 1e-4 between two classes still counts as never confused
+    soft = np.full((4, 4), 1e-4) + np.eye(4) * 10
+    with pytest.warns(UserWarning, match="never confused"):
+        regroup.derive_groups(soft, 2)
+    soft[0, 1] = soft[1, 0] = 3.0
+    soft[2, 3] = soft[3, 2] = 3.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        regroup.derive_groups(soft, 2)
+    with pytest.warns(UserWarning, match="never confused"):
+        regroup.derive_groups(soft, 2, never_confused=0.5)

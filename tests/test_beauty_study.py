@@ -52,7 +52,7 @@ def test_top_k_and_test_result():
     f1 = t.per_class_f1()
     assert t.accuracy == 0.5 and list(f1.columns) == ["precision", "recall", "f1", "support"]
     assert f1.loc["a", "f1"] == pytest.approx(2 / 3, abs=1e-3) and f1.loc["b", "f1"] == 0.0
-    assert t.macro_f1 == pytest.approx(f1["f1"].mean())
+    assert t.macro_f1 == pytest.approx(t.per_class_f1(digits=None)["f1"].mean(), abs=1e-12)
 
 
 def test_results_tables_metrics_and_plots(data):
@@ -81,7 +81,45 @@ def test_results_tables_metrics_and_plots(data):
     assert comparison.loc[("full", "report"), "best regime"] == "ft-6"
     fig = study.plot_accuracy_vs_k({"full": results})
     assert len(fig.axes[0].lines) == 2  # ours and the report's
-    assert len(study.plot_histories(results).axes) == 2
+    ours = fig.axes[0].lines[0].get_ydata()
+    # tl and ft-3 were run, ft-1 and ft-2 were not: no line may join them (NaN gaps)
+    assert len(ours) == 4 and np.isnan(ours[1]) and np.isnan(ours[2]) and not np.isnan(ours[3])
+    assert fig.dpi >= 100 and fig.axes[1].get_ylabel().startswith("validation loss")
+    histories = study.plot_histories(results)
+    assert len(histories.axes) == 4  # accuracy and loss per regime
+    assert [ax.get_ylabel() for ax in histories.axes] == ["accuracy", "accuracy", "loss", "loss"]
+    assert all(float(t).is_integer() for t in histories.axes[0].get_xticks())  # integer epochs
+    # the fine model counted per group on the test split, and the problem-image gallery
+    assert metrics["test"]["full"]["group_accuracy"] == 1.0
+    wrong = study.TestResult("full_tl", "tl", y, results["tl"].val_proba, data.class_names)
+    idx = study.problem_images(wrong, 5)
+    assert len(idx) == 5 and len(set(y[idx])) == 5 and np.all(wrong.y_pred[idx] != y[idx])
+    p_true = wrong.proba[idx, y[idx]]
+    assert np.all(np.diff(p_true) >= 0)  # worst first
+    gallery = study.plot_problem_images(wrong, data, 5)
+    assert all(ax.title.get_fontsize() >= 8 for ax in gallery.axes if ax.title.get_text())
+
+
+def test_top_k_ties_are_deterministic_and_macro_f1_unrounded():
+    # four classes tied at the top: the lowest class indices win, the same on every call
+    proba = np.array([[0.25, 0.25, 0.25, 0.25, 0.0, 0.0]] * 3)
+    assert study.top_k(proba, 2).tolist() == [[0, 1]] * 3
+    assert study.top_k_accuracy(np.array([1, 2, 3]), proba, 2) == pytest.approx(1 / 3)
+    # per-class F1 of 1/3, 1/3, 1/3 averages to 1/3, not to the rounded 0.333
+    y = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    pred = np.array([0, 1, 2, 1, 2, 0, 2, 0, 1])
+    t = study.TestResult("m", "tl", y, np.eye(3)[pred], ["a", "b", "c"])
+    assert t.macro_f1 == pytest.approx(1 / 3, abs=1e-12) and t.macro_f1 != 0.333
+    assert t.per_class_f1(digits=None)["f1"].tolist() == pytest.approx([1 / 3] * 3)
+
+
+def test_cached_training_without_copies_warns(data):
+    # augment=True with cached features and no augmented copies trained with no augmentation at all
+    with pytest.warns(UserWarning, match="no augmentation"):
+        res = study.train_regime(data, "tl", data.root.parent / "out", backbone="EfficientNetB0", weights=None,
+                                 epochs=1, batch_size=64,
+                                 cache_features=True, augment_copies=0, save=False)
+    assert res.augmentation == "none" and study.sweep_table({"tl": res}).loc["tl", "augmentation"] == "none"
 
 
 def test_resolve_weights(data, tmp_path):
@@ -97,6 +135,9 @@ def test_resolve_weights(data, tmp_path):
 
 def test_report_numbers():
     assert study.REPORT_SWEEP["full"]["ft-6"] == max(study.REPORT_SWEEP["full"].values()) == 0.3873
+    assert set(study.REPORT_SWEEP["grouped"]) == set(study.REPORT_REGIMES)  # all ten grouped values
+    assert study.REPORT_SWEEP["grouped"]["ft-6"] == 0.4940
+    assert max(study.REPORT_SWEEP["grouped"], key=study.REPORT_SWEEP["grouped"].get) == "ft-7"
     assert len(study.REPORT_SWEEP["full"]) == 10 and study.REPORT_REGIMES[-1] == "ft-9"
     assert study.REPORT_TEST["grouped"] == {"best_regime": "ft-7", "val_accuracy": 0.5045, "accuracy": 0.5003,
                                             "n_classes": 42}

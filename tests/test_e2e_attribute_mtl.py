@@ -27,8 +27,11 @@ def test_run_attribute_mtl_smoke_writes_every_output(tmp_path):
     for name in ("attribute_mtl.ipynb", "attribute_mtl.html", "metrics.json"):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["params"] == {"mtl": 518_190, "mtl_seg": 542_687}
-    for model in ("mtl", "mtl_seg"):
+    assert metrics["params"] == {"mtl": 518_190, "mtl_cw_l2": 518_190, "mtl_seg": 542_687}
+    # the report's configuration first, class weights + L2 as the second row
+    assert metrics["configs"]["mtl"] == {"class_weights": False, "weight_decay": 0.0, "augment": True}
+    assert metrics["configs"]["mtl_cw_l2"]["class_weights"] and metrics["configs"]["mtl_cw_l2"]["weight_decay"] > 0
+    for model in ("mtl", "mtl_cw_l2", "mtl_seg"):
         assert set(metrics["test"][model]) == set(TASKS)
         for values in metrics["test"][model].values():
             assert 0.0 <= values["accuracy"] <= 1.0 and 0.0 <= values["macro_f1"] <= 1.0
@@ -37,7 +40,7 @@ def test_run_attribute_mtl_smoke_writes_every_output(tmp_path):
     summary = metrics["summary"]
     assert summary["params"] == 518_190 and {"mtl.mean_acc", "mtl_seg.mean_acc", "mask_miou"} <= set(summary)
     models = sorted(p.name for p in (out / "models").glob("*.keras"))
-    assert models == ["mtl.keras", "mtl_seg.keras"]
+    assert models == ["mtl.keras", "mtl_cw_l2.keras", "mtl_seg.keras"]
 
 
 @pytest.mark.skipif("attribute_mtl" not in STUDY_DATASETS,

@@ -24,14 +24,18 @@ def test_run_fairface_smoke_writes_every_output(tmp_path):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["params"]["dense_gender"] == 1_625_902
-    assert metrics["params"]["multitask"] == 147_922 and metrics["params"]["vae"] == 104_341
-    assert set(metrics["val_accuracy"]["multitask"]) == {"gender", "age", "race"}
+    assert metrics["params"]["multitask"] == 106_315 and metrics["params"]["multitask_race"] == 147_922
+    assert metrics["params"]["vae"] == 104_341
+    assert set(metrics["val_accuracy"]["multitask"]) == {"gender", "age"}
+    assert set(metrics["val_accuracy"]["multitask_race"]) == {"gender", "age", "race"}
+    assert metrics["weights"]["small_cnn_gender"].startswith("final epoch")
     for accuracies in metrics["val_accuracy"].values():
         assert all(0.0 <= v <= 1.0 for v in accuracies.values())
     models = sorted(p.name for p in (out / "models").glob("*.keras"))
     assert models == sorted(
         ["dense_gender.keras", "dense_age.keras", "small_cnn_gender.keras", "small_cnn_age.keras",
-         "own_cnn_gender.keras", "own_cnn_age.keras", "multitask_gender_age_race.keras", "vae.keras"]
+         "own_cnn_gender.keras", "own_cnn_age.keras", "multitask_gender_age.keras",
+         "multitask_gender_age_race.keras", "vae.keras"]
     )
 
 

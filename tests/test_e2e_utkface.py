@@ -37,10 +37,12 @@ def test_run_utkface_smoke_writes_every_output(tmp_path):
     for trial in metrics["search"]:
         assert {"cnn", "n_blocks", "n_dense", "units", "split_point", "score", "gender_accuracy", "age_mae"} <= set(trial)
     assert metrics["params"]["Model A, CNN 10"] == 24_067_586
+    assert metrics["model_a_weighted"]["loss_weights"] == {"age": 1.0, "gender": 100.0}
+    assert metrics["cross_stitch_alphas"]["lr_multiplier"] == 100.0 and metrics["cross_stitch_alphas"]["max_moved"] > 0
     assert set(metrics["summary"]) >= {"model_a.gender_accuracy", "model_a.age_mae", "model_b.age_mae",
                                        "cross_stitch.age_mae", "baseline.mean_age_mae"}
     models = sorted(p.name for p in (out / "models").glob("*.keras"))
-    assert models == ["cross_stitch_seed0.keras", "model_a_seed0.keras", "model_b.keras"]
+    assert models == ["cross_stitch_seed0.keras", "model_a_seed0.keras", "model_a_weighted_seed0.keras", "model_b.keras"]
     splits = out / "splits"
     assert (splits / "subset.csv").is_file()
     test = pd.read_csv(splits / "final_test.csv")

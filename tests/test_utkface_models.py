@@ -180,3 +180,31 @@ def test_cross_stitch_model_a_trains_alpha_and_round_trips(tmp_path):
 def test_cross_stitch_needs_something_to_stitch():
     with pytest.raises(ValueError, match="plain model_a"):
         model_a_cross_stitch((16, 16, 3), n_blocks=2, stitch_conv=False, stitch_dense=False)
+
+
+def test_cross_stitch_lr_multiplier_moves_alpha_further_and_round_trips(tmp_path):
+    from kerasmt.models.cross_stitch import report_matrix_entries
+
+    assert report_matrix_entries() == 274_877_906_944  # the report's (2d, 2d) matrix, d = 64*64*64
+    xa = np.random.default_rng(0).random((32, 5)).astype("float32")
+    xb = np.random.default_rng(1).random((32, 5)).astype("float32")
+    target = np.zeros((32, 5), "float32")
+    moved = {}
+    for m in (1.0, 100.0):
+        unit = CrossStitch(lr_multiplier=m)
+        a_in, b_in = keras.Input((5,)), keras.Input((5,))
+        out_a, _ = unit([a_in, b_in])
+        model = keras.Model([a_in, b_in], out_a)
+        np.testing.assert_allclose(unit.mixing[0], [[0.9, 0.1], [0.1, 0.9]], rtol=1e-6)  # same start
+        model.compile(keras.optimizers.Adam(1e-3), "mse")
+        model.fit([xa, xb], target, epochs=3, batch_size=32, verbose=0)
+        table = alpha_table(model)
+        moved[m] = float(table["max_moved"].iloc[0])
+        assert table["lr_multiplier"].iloc[0] == m
+    assert moved[100.0] > 30 * moved[1.0] > 0  # Adam: ~100x further
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(loaded.predict([xa, xb], verbose=0), model.predict([xa, xb], verbose=0), atol=1e-6)
+    with pytest.raises(ValueError, match="lr_multiplier"):
+        CrossStitch(lr_multiplier=0)

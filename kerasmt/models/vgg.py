@@ -200,6 +200,7 @@ def model_a_cross_stitch(
     age_bias: float = 0.0,
     bn_momentum: float = 0.99,
     name: str = "model_a_cross_stitch",
+    stitch_lr_multiplier: float = 1.0,
 ) -> keras.Model:
     """Model A with :class:`CrossStitch` units between the age and gender branches.
 
@@ -208,7 +209,8 @@ def model_a_cross_stitch(
     (``stitch_dense``, named ``stitch_dense<k>``), initialised at
     ``[[self_weight, cross_weight], [cross_weight, self_weight]]`` per channel / unit. The report
     stitched only its dense layers (its layer could not fit conv maps in memory); ours costs
-    ``4 x channels`` weights per unit.
+    ``4 x channels`` weights per unit. ``stitch_lr_multiplier``: learning-rate multiplier of the
+    alphas (see :class:`CrossStitch`; Misra et al. use 10^2 to 10^3).
     """
     input_shape = _check_config(input_shape, n_blocks, split_point)
     if not (stitch_conv or stitch_dense):
@@ -223,7 +225,8 @@ def model_a_cross_stitch(
         a = vgg_block(a, filters[i], f"age_block{i + 1}", bn_momentum=bn_momentum)
         g = vgg_block(g, filters[i], f"gender_block{i + 1}", bn_momentum=bn_momentum)
         if stitch_conv:
-            a, g = CrossStitch(self_weight, cross_weight, name=f"stitch_block{i + 1}")([a, g])
+            a, g = CrossStitch(self_weight, cross_weight, lr_multiplier=stitch_lr_multiplier,
+                               name=f"stitch_block{i + 1}")([a, g])
     if split_point == n_blocks:
         a = g = layers.Flatten(name="flatten")(x)
     else:
@@ -233,7 +236,8 @@ def model_a_cross_stitch(
         a = dense_layers(a, MODEL_A_GROUP, units, f"age_g{k}", dropout, l2, bn_momentum=bn_momentum)
         g = dense_layers(g, MODEL_A_GROUP, units, f"gender_g{k}", dropout, l2, bn_momentum=bn_momentum)
         if stitch_dense:
-            a, g = CrossStitch(self_weight, cross_weight, name=f"stitch_dense{k}")([a, g])
+            a, g = CrossStitch(self_weight, cross_weight, lr_multiplier=stitch_lr_multiplier,
+                               name=f"stitch_dense{k}")([a, g])
     return keras.Model(inputs, age_gender_outputs(a, g, age_bias), name=name)
 
 

@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -49,7 +50,8 @@ from kerasmt.utils import set_seed
 REPORT_SWEEP: dict[str, dict[str, float]] = {
     "full": {"tl": 0.2564, "ft-1": 0.3213, "ft-2": 0.3549, "ft-3": 0.3573, "ft-4": 0.3722, "ft-5": 0.3666,
              "ft-6": 0.3873, "ft-7": 0.3743, "ft-8": 0.3593, "ft-9": 0.3677},
-    "grouped": {"tl": 0.3424, "ft-7": 0.5045},
+    "grouped": {"tl": 0.3424, "ft-1": 0.4258, "ft-2": 0.4590, "ft-3": 0.4717, "ft-4": 0.4763, "ft-5": 0.4699,
+                "ft-6": 0.4940, "ft-7": 0.5045, "ft-8": 0.4857, "ft-9": 0.4740},
 }
 #: the report's best regimes and their test accuracies (chapter 6.3)
 REPORT_TEST: dict[str, dict[str, Any]] = {
@@ -149,18 +151,15 @@ def load_data(
     return BeautyData(manifests, images, names, Path(root), synthetic, int(image_size))
 
 
-def class_grid(data: BeautyData, ncols: int = 10, cell: float = 1.0):
-    """One training image per class with its name (report figure 2.1)."""
+def class_grid(data: BeautyData, ncols: int = 10, cell: float = 1.5):
+    """One training image per class with its name (report figure 2.1), names at 8 pt."""
     from kerasmt import plots
 
     manifest = data.manifests["train"]
     first = manifest.groupby("label", sort=True).head(1)
     images = data.images["train"][first.index.to_numpy()]
-    titles = [n.replace("_", "\n", 1)[:34] for n in first["class_name"]]
-    fig = plots.image_grid(images, titles, ncols=ncols, cell=cell)
-    for ax in fig.axes:
-        ax.title.set_fontsize(4.5)
-    return fig
+    titles = [n.replace("_", "\n", 1)[:30] for n in first["class_name"]]
+    return plots.image_grid(images, titles, ncols=ncols, cell=cell)
 
 
 def plot_counts(data: BeautyData):
@@ -168,15 +167,15 @@ def plot_counts(data: BeautyData):
     import matplotlib.pyplot as plt
 
     table = data.counts()
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.12 * len(table) + 2), 2.8))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.13 * len(table) + 2), 3.4), dpi=100)
     bottom = np.zeros(len(table))
     for split in fc.SPLITS:
         ax.bar(range(len(table)), table[split], bottom=bottom, label=split, width=0.85)
         bottom += table[split].to_numpy()
     ax.set_xticks(range(len(table)))
-    ax.set_xticklabels(table.index, rotation=90, fontsize=4.5)
+    ax.set_xticklabels(table.index, rotation=90, fontsize=6)
     ax.set_ylabel("images")
-    ax.legend(fontsize=7, ncol=3)
+    ax.legend(fontsize=8, ncol=3)
     ax.set_title("images per class and split (first 80 % / next 10 % / last 10 % of the sorted files)")
     fig.tight_layout()
     return fig
@@ -269,6 +268,7 @@ class RegimeResult:
     checkpoint: Path | None = None
     model: keras.Model | None = field(default=None, repr=False)
     mode: str = "images"
+    augmentation: str = "online"
 
     @property
     def val_pred(self) -> np.ndarray:
@@ -296,12 +296,19 @@ class RegimeResult:
         return confusion(self.y_val, self.val_pred, self.n_classes)
 
 
+def top_k(proba: np.ndarray, k: int = 5) -> np.ndarray:
+    """Indices of the ``k`` highest probabilities per row, highest first; equal probabilities are
+    ranked by class index (a stable sort), so ties never depend on the platform or the run."""
+    proba = np.asarray(proba)
+    k = min(int(k), proba.shape[1])
+    return np.argsort(-proba, axis=1, kind="stable")[:, :k]
+
+
 def top_k_accuracy(y_true: np.ndarray, proba: np.ndarray, k: int = 5) -> float:
-    """Share of rows whose true label is among the ``k`` highest probabilities."""
+    """Share of rows whose true label is among the ``k`` highest probabilities (ties ranked by
+    class index, see :func:`top_k`)."""
     y_true = np.asarray(y_true)
-    k = min(k, proba.shape[1])
-    top = np.argpartition(-proba, k - 1, axis=1)[:, :k]
-    return float(np.mean(np.any(top == y_true[:, None], axis=1)))
+    return float(np.mean(np.any(top_k(proba, k) == y_true[:, None], axis=1)))
 
 
 class FeatureCache:
@@ -362,7 +369,7 @@ def train_regime(
     augment: bool = True,
     cache_features: bool = False,
     cache_boundary: bool = False,
-    augment_copies: int = 0,
+    augment_copies: int | None = None,
     max_cache_gb: float = 4.0,
     head_init: RegimeResult | None = None,
     train_batchnorm: bool = False,
@@ -379,9 +386,13 @@ def train_regime(
     - images (default, the report's protocol): online augmentation of the cached uint8 images
       every epoch;
     - ``cache_features`` (TL): the head trains on cached pooled features of the clean images plus
-      ``augment_copies`` augmented copies (no augmentation when 0);
+      ``augment_copies`` augmented copies, computed before caching (default ``None``: one copy
+      when ``augment``; 0 trains without any augmentation and says so in a warning);
     - ``cache_boundary`` (FT-k): the unfrozen blocks and the head train on cached activations of
       the frozen part (same copies); refused when the cache would exceed ``max_cache_gb``.
+
+    The result's ``augmentation`` says which augmentation the training saw ("online", "N cached
+    copies", or "none").
 
     ``head_init``: start the head from another result's trained head (e.g. FT from the TL head;
     the report started every regime from a random head). Writes ``out_dir/logs/<tag>_<regime>.csv``
@@ -399,12 +410,21 @@ def train_regime(
         for layer_name in ("head_dense", "predictions"):
             model.get_layer(layer_name).set_weights(head_init.model.get_layer(layer_name).get_weights())
     augmentation = ft.report_augmentation(seed=seed) if augment else None
-    copies = int(augment_copies) if augment else 0
-    cache = cache if cache is not None else FeatureCache()
+    copies = (1 if augment_copies is None else int(augment_copies)) if augment else 0
     y_train, y_val = data.labels("train"), data.labels("validation")
     start = time.perf_counter()
     cut = k if isinstance(k, int) else None
     use_cache = (cut == 0 and cache_features) or (cut is not None and cut > 0 and cache_boundary)
+    if not augment:
+        augmented = "none"
+    elif use_cache:
+        augmented = f"{copies} cached augmented cop{'y' if copies == 1 else 'ies'}" if copies else "none"
+        if not copies:
+            warnings.warn(f"{name}: training on cached activations with augment_copies=0 uses no augmentation "
+                          f"at all (augment=True only acts on images); set augment_copies >= 1", stacklevel=2)
+    else:
+        augmented = "online"
+    cache = cache if cache is not None else FeatureCache()
     if use_cache:
         bottom, top = ft.split_at_boundary(model, cut, backbone)
         shape = ft.boundary_shape(model, cut, backbone)
@@ -444,7 +464,7 @@ def train_regime(
             checkpoint.unlink()
         checkpoint = None
     return RegimeResult(name, regime, data.n_classes, result.history, y_val, proba, seconds,
-                        ft.count_params(model)["trainable"], checkpoint, model, mode)
+                        ft.count_params(model)["trainable"], checkpoint, model, mode, augmented)
 
 
 def run_sweep(
@@ -487,7 +507,7 @@ def run_sweep(
         if progress:
             print(f"{tag:>7} {regime:>5}: val accuracy {res.val_accuracy:.3f}, top-5 {res.val_top5:.3f}, "
                   f"{res.epochs} epochs (best {res.best_epoch}), {res.trainable_params:,} trainable, "
-                  f"{res.mode}, {res.seconds:.0f} s", flush=True)
+                  f"{res.mode}, augmentation: {res.augmentation}, {res.seconds:.0f} s", flush=True)
     if keep_models == "best" and results:
         best = best_result(results)
         best.checkpoint = Path(out_dir) / "models" / f"{best.name}.keras"
@@ -525,18 +545,29 @@ class TestResult:
     def top5(self) -> float:
         return top_k_accuracy(self.y_true, self.proba, 5)
 
-    def per_class_f1(self) -> pd.DataFrame:
-        """Precision, recall, F1 and support per class (sklearn, zero_division=0), F1 ascending."""
+    def per_class_f1(self, digits: int | None = 3) -> pd.DataFrame:
+        """Precision, recall, F1 and support per class (sklearn, zero_division=0), F1 ascending
+        (ties by class order); rounded to ``digits`` for display (``None``: unrounded)."""
         from sklearn.metrics import precision_recall_fscore_support
 
         labels = np.arange(len(self.class_names))
         p, r, f, s = precision_recall_fscore_support(self.y_true, self.y_pred, labels=labels, zero_division=0)
         table = pd.DataFrame({"precision": p, "recall": r, "f1": f, "support": s}, index=self.class_names)
-        return table.sort_values("f1").round(3)
+        table = table.sort_values("f1", kind="stable")
+        return table if digits is None else table.round(digits)
 
     @property
     def macro_f1(self) -> float:
-        return float(self.per_class_f1()["f1"].mean())
+        """Macro-F1 as everywhere in kerasmt (:func:`kerasmt.metrics.macro_f1`: mean F1 over the
+        classes present in the truth or the predictions), from unrounded per-class values."""
+        from kerasmt.metrics import macro_f1
+
+        return macro_f1(self.y_true, self.y_pred)
+
+    def confusion(self) -> np.ndarray:
+        from kerasmt.metrics import confusion
+
+        return confusion(self.y_true, self.y_pred, len(self.class_names))
 
 
 def evaluate_test(result: RegimeResult, data: BeautyData, batch_size: int = 128) -> TestResult:
@@ -658,42 +689,52 @@ def train_scratch(
 # ------------------------------------------------------------------------------ tables, plots
 def sweep_table(results: Mapping[str, RegimeResult], tag: str = "full") -> pd.DataFrame:
     """One row per regime: trainable parameters, epochs run, best epoch, validation accuracy and
-    top-5, training seconds, and the report's validation accuracy."""
+    top-5, training seconds, what it trained on and with which augmentation, and the report's
+    validation accuracy."""
     report = REPORT_SWEEP.get(tag, {})
     rows = []
     for regime, res in results.items():
         rows.append({"regime": regime, "trainable params": res.trainable_params, "epochs": res.epochs,
                      "best epoch": res.best_epoch, "val accuracy": round(res.val_accuracy, 4),
                      "val top-5": round(res.val_top5, 4), "seconds": round(res.seconds, 1),
-                     "trained on": res.mode, "report val accuracy": report.get(regime)})
+                     "trained on": res.mode, "augmentation": res.augmentation,
+                     "report val accuracy": report.get(regime)})
     return pd.DataFrame(rows).set_index("regime")
 
 
 def plot_histories(results: Mapping[str, RegimeResult], title: str = "", ncols: int = 5):
-    """Training and validation accuracy per epoch, one panel per regime (report appendix 8)."""
+    """Training and validation accuracy (upper panel) and loss (lower panel) per epoch, one column
+    per regime (report figure 4.2 and appendix 8); dotted: the best val_loss epoch."""
     import matplotlib.pyplot as plt
+
+    from kerasmt.plots import integer_epochs, readable
 
     n = len(results)
     ncols = max(1, min(ncols, n))
     nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.1 * nrows), squeeze=False, sharey=True)
-    for ax, (regime, res) in zip(axes.flat, results.items()):
+    fig, axes = plt.subplots(2 * nrows, ncols, figsize=(3.0 * ncols, 4.6 * nrows), squeeze=False, dpi=100)
+    for i, (regime, res) in enumerate(results.items()):
         h = res.history
-        ax.plot(h.index, h["accuracy"], marker=".", label="training")
-        ax.plot(h.index, h["val_accuracy"], marker=".", label="validation")
-        ax.axvline(res.best_epoch, color="grey", lw=0.8, ls=":")
-        ax.set_title(f"{regime} (val {res.val_accuracy:.3f})", fontsize=8)
-        ax.set_xlabel("epoch", fontsize=7)
-        ax.tick_params(labelsize=6)
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[n:]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=6)
-    axes.flat[0].set_ylabel("accuracy", fontsize=7)
+        top, bottom = axes[2 * (i // ncols), i % ncols], axes[2 * (i // ncols) + 1, i % ncols]
+        for ax, metric in ((top, "accuracy"), (bottom, "loss")):
+            if metric in h:
+                ax.plot(h.index, h[metric], marker=".", label="training")
+            if f"val_{metric}" in h:
+                ax.plot(h.index, h[f"val_{metric}"], marker=".", label="validation")
+            ax.axvline(res.best_epoch, color="grey", lw=0.8, ls=":")
+            ax.grid(alpha=0.3)
+            integer_epochs(ax)
+            ax.set_ylabel(metric)
+        top.set_title(f"{regime} (val acc {res.val_accuracy:.3f})")
+        bottom.set_xlabel("epoch")
+    for i in range(n, nrows * ncols):
+        axes[2 * (i // ncols), i % ncols].axis("off")
+        axes[2 * (i // ncols) + 1, i % ncols].axis("off")
+    axes[0, 0].legend()
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(title)
     fig.tight_layout()
-    return fig
+    return readable(fig)
 
 
 def _k(regime: str) -> int:
@@ -701,38 +742,55 @@ def _k(regime: str) -> int:
     return 10 if k == "full" else int(k)
 
 
+def _gapped(values: Mapping[int, float]) -> tuple[list[int], list[float]]:
+    """x = 0..max k with NaN where no run exists, so a line joins only runs of adjacent k."""
+    xs = list(range(0, max(values) + 1)) if values else []
+    return xs, [values.get(x, np.nan) for x in xs]
+
+
 def plot_accuracy_vs_k(sweeps: Mapping[str, Mapping[str, RegimeResult]], report: bool = True,
                        scratch: Mapping[str, RegimeResult] | None = None):
-    """Validation accuracy against the number of fine-tuned blocks (0 = TL), ours (solid) and the
-    report's (dashed), one line per label set (report figures 4.2, 5.4 and 6.1); from-scratch
-    networks as horizontal marks."""
+    """Validation accuracy (left) and best validation loss (right) against the number of
+    fine-tuned blocks (0 = TL), ours (solid) and the report's accuracies (dashed), one line per
+    label set (report figures 4.2, 5.4 and 6.1); from-scratch networks as horizontal marks. Lines
+    join only adjacent numbers of blocks: a regime that was not run leaves a gap."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    from kerasmt.plots import readable
+
+    fig, (ax, ax_loss) = plt.subplots(1, 2, figsize=(11.0, 3.8), dpi=100)
     colours = {"full": "tab:blue", "grouped": "tab:orange"}
     for tag, results in sweeps.items():
         if not results:
             continue
         n = next(iter(results.values())).n_classes
-        ks = sorted(results, key=_k)
-        ax.plot([_k(r) for r in ks], [results[r].val_accuracy for r in ks], marker="o", color=colours.get(tag),
-                label=f"ours, {tag} ({n} classes)")
+        xs, ys = _gapped({_k(r): res.val_accuracy for r, res in results.items()})
+        ax.plot(xs, ys, marker="o", color=colours.get(tag), label=f"ours, {tag} ({n} classes)")
+        losses = {_k(r): float(res.history["val_loss"].min()) for r, res in results.items() if "val_loss" in res.history}
+        if losses:
+            xs, ys = _gapped(losses)
+            ax_loss.plot(xs, ys, marker="o", color=colours.get(tag), label=f"ours, {tag} ({n} classes)")
         if report and tag in REPORT_SWEEP:
-            rep = REPORT_SWEEP[tag]
-            rk = sorted(rep, key=_k)
-            ax.plot([_k(r) for r in rk], [rep[r] for r in rk], ls="--", marker="x", color=colours.get(tag),
-                    alpha=0.6, label=f"report, {tag} ({REPORT_TEST[tag]['n_classes']} classes)")
+            xs, ys = _gapped({_k(r): v for r, v in REPORT_SWEEP[tag].items()})
+            ax.plot(xs, ys, ls="--", marker="x", color=colours.get(tag), alpha=0.6,
+                    label=f"report, {tag} ({REPORT_TEST[tag]['n_classes']} classes)")
     for i, (arch, res) in enumerate((scratch or {}).items()):
         ax.axhline(res.val_accuracy, color=f"C{i + 2}", lw=0.9, ls=":", label=f"ours, {arch} from scratch")
-    ax.set_xticks(range(0, 11))
-    ax.set_xticklabels(["TL"] + [f"FT-{k}" for k in range(1, 10)] + ["full"], fontsize=7)
+    for a in (ax, ax_loss):
+        a.set_xticks(range(0, 11))
+        a.set_xticklabels(["TL"] + [f"FT-{k}" for k in range(1, 10)] + ["full"], fontsize=8)
+        a.set_xlim(-0.5, 10.5)
+        a.grid(alpha=0.3)
     ax.set_ylabel("validation accuracy")
     ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=6.5, loc="upper left", ncol=2)
+    ax.legend(fontsize=8, loc="upper left", ncol=2)
     ax.set_title("accuracy vs fine-tuned blocks")
+    ax_loss.set_ylabel("validation loss (best epoch)")
+    ax_loss.set_title("loss vs fine-tuned blocks (the report shows no loss values)")
+    if ax_loss.lines:
+        ax_loss.legend(fontsize=8)
     fig.tight_layout()
-    return fig
+    return readable(fig)
 
 
 def scratch_table(scratch: Mapping[str, RegimeResult], best_full: RegimeResult | None = None) -> pd.DataFrame:
@@ -780,6 +838,45 @@ def comparison_table(sweeps: Mapping[str, Mapping[str, RegimeResult]], tests: Ma
     return pd.DataFrame(rows).set_index(["label set", "who"])
 
 
+def problem_images(test: TestResult, n: int = 10) -> np.ndarray:
+    """Indices of the ``n`` test images the model gets most wrong: misclassified, lowest probability
+    of the true class first (ties by index), at most one per true class so that the gallery spans
+    classes (the report's problem images 7.1-7.5 came from five classes)."""
+    wrong = np.flatnonzero(test.y_pred != test.y_true)
+    p_true = test.proba[wrong, test.y_true[wrong]]
+    ranked = wrong[np.lexsort((wrong, p_true))]
+    out, seen = [], set()
+    for i in ranked:
+        c = int(test.y_true[i])
+        if c not in seen:
+            seen.add(c)
+            out.append(int(i))
+        if len(out) == n:
+            break
+    return np.array(out, dtype=np.int64)
+
+
+def plot_problem_images(test: TestResult, data: BeautyData, n: int = 10, ncols: int = 5):
+    """Gallery of :func:`problem_images` (report figures 7.1-7.5): each image with its true class,
+    the predicted class and the probability given to the true one."""
+    from kerasmt import plots
+
+    idx = problem_images(test, n)
+    images = data.images["test"][idx]
+    short = [c.replace("_", " ")[:22] for c in test.class_names]
+    titles = [f"true: {short[test.y_true[i]]}\npred: {short[test.y_pred[i]]}\np(true) {test.proba[i, test.y_true[i]]:.2f}"
+              for i in idx]
+    fig = plots.image_grid(images, titles, ncols=ncols, cell=2.2,
+                           suptitle=f"{test.name}: the {len(idx)} test images it gets most wrong (one per class)")
+    return fig
+
+
+def group_test_accuracy(test: TestResult, grouping: regroup.Grouping) -> float:
+    """Test accuracy of a fine-class model counted per group (a sibling class counts as correct): on
+    the test split, not the validation split whose confusions chose the groups."""
+    return regroup.group_accuracy(test.confusion(), grouping)
+
+
 def metrics_summary(
     data: BeautyData,
     sweeps: Mapping[str, Mapping[str, RegimeResult]],
@@ -801,6 +898,7 @@ def metrics_summary(
                   for tag, results in sweeps.items()},
         "test": {tag: {"best_regime": t.regime, "accuracy": t.accuracy, "top5": t.top5, "macro_f1": t.macro_f1,
                        "n_classes": len(t.class_names)} for tag, t in tests.items()},
+        "augmentation": {tag: {r: res.augmentation for r, res in results.items()} for tag, results in sweeps.items()},
         "groups": grouping.to_json() if grouping is not None else None,
         "scratch": {a: {"val_accuracy": r.val_accuracy, "val_top5": r.val_top5, "epochs": r.epochs}
                     for a, r in (scratch or {}).items()},
@@ -826,6 +924,9 @@ def metrics_summary(
         summary["grouped_best_val_acc"] = round(best_result(grouped).val_accuracy, 4)
     if "grouped" in tests:
         summary["grouped_test_acc"] = round(tests["grouped"].accuracy, 4)
+    if "full" in tests and grouping is not None:
+        metrics["test"]["full"]["group_accuracy"] = group_test_accuracy(tests["full"], grouping)
+        summary["full_model_group_test_acc"] = round(metrics["test"]["full"]["group_accuracy"], 4)
     for arch, res in (scratch or {}).items():
         summary[f"scratch_{arch.lower()}_val_acc"] = round(res.val_accuracy, 4)
     metrics["summary"] = summary

@@ -66,6 +66,12 @@ REPORT_VAL_ACCURACY: dict[str, dict[str, float]] = {
     "multitask": {"gender": 0.793, "age": 0.412},
 }
 REPORT_BEST_VAL_ACCURACY: dict[str, dict[str, float]] = {"small_cnn": {"gender": 0.803, "age": 0.429}}
+#: the report's gender "precision" (section 5.2): ``cm[0, 0] / cm[0].sum()`` with rows = true
+#: labels, i.e. the recall of Male, not a precision
+REPORT_GENDER_PRECISION: dict[str, float] = {"small_cnn": 0.7831}
+#: parameter counts of the two multi-task networks: the report's (gender + age) and the extension
+#: with the race head the report announced but never trained
+MULTITASK_PARAMS: dict[str, int] = {"gender_age": 106_315, "gender_age_race": 147_922}
 
 #: Age "accuracy" the report's text claims (top-left 2x2 block of the 9x9 confusion matrix)
 #: beside the true validation accuracy of the same model (trace / sum; report sections 4.2.2,
@@ -79,7 +85,9 @@ REPORT_AGE_ACCURACY_CLAIMED: dict[str, tuple[float, float]] = {
 
 @dataclass
 class FairFaceData:
-    """Train/validation manifests and their decoded 32x32 grayscale uint8 images."""
+    """Train/validation (and optional held-out test) manifests and their decoded 32x32 grayscale
+    uint8 images. ``test`` is split off the training images (:func:`load_data`'s
+    ``test_fraction``) for runs that select on the validation split (early stopping)."""
 
     train: pd.DataFrame
     val: pd.DataFrame
@@ -87,6 +95,21 @@ class FairFaceData:
     x_val: np.ndarray
     root: Path
     synthetic: bool
+    test: pd.DataFrame | None = None
+    x_test: np.ndarray | None = None
+
+    @property
+    def eval_split(self) -> str:
+        """The split results are reported on: ``"test"`` when one was held out, else ``"val"``."""
+        return "test" if self.test is not None and len(self.test) else "val"
+
+    def split(self, name: str) -> tuple[pd.DataFrame, np.ndarray]:
+        """``(manifest, images)`` of ``"train"``, ``"val"`` or ``"test"``."""
+        if name == "test" and self.test is None:
+            raise ValueError("no test split: load_data(..., test_fraction=0.1) holds one out of train")
+        if name not in {"train", "val", "test"}:
+            raise ValueError(f"unknown split {name!r}; expected 'train', 'val' or 'test'")
+        return getattr(self, name), getattr(self, f"x_{name}")
 
     def dataset(
         self,
@@ -97,8 +120,8 @@ class FairFaceData:
         seed: int = 0,
         target: str = "labels",
     ) -> tf.data.Dataset:
-        """A batched dataset of one split (train shuffles by default, val does not)."""
-        manifest, images = (self.train, self.x_train) if split == "train" else (self.val, self.x_val)
+        """A batched dataset of one split (train shuffles by default, val and test do not)."""
+        manifest, images = self.split(split)
         return pipeline.image_dataset(
             manifest,
             labels=labels,
@@ -113,7 +136,8 @@ class FairFaceData:
     def describe(self) -> pd.DataFrame:
         """Sizes and majority-class baselines per task and split."""
         rows = []
-        for split, manifest in (("train", self.train), ("val", self.val)):
+        splits = [("train", self.train), ("val", self.val)] + ([("test", self.test)] if self.test is not None else [])
+        for split, manifest in splits:
             row = {"split": split, "images": len(manifest)}
             for task in ff.TASKS:
                 row[f"majority_{task}"] = round(majority_accuracy(manifest[task].to_numpy()), 3)
@@ -129,22 +153,35 @@ def load_data(
     cache_dir: str | Path | None = None,
     limit: int | None = None,
     synthetic_image_size: int = 224,
+    test_fraction: float = 0.0,
 ) -> FairFaceData:
     """Read FairFace from ``data_dir`` (or the synthetic dataset when ``None``) and decode every
     image once to 32x32 grayscale uint8.
 
     ``limit`` keeps a seeded random subset of each split (smoke runs). ``cache_dir`` stores the
     decoded arrays as ``.npy`` so the next run skips decoding (useful for the real 97k images).
+    ``test_fraction`` holds a seeded share of the training images out as a test split, to report
+    on when early stopping or a best epoch is selected on the validation split (0: none, the
+    report's protocol, which reports the validation split).
     """
+    if not 0.0 <= test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
     synthetic = data_dir is None
     root = ff.synthetic_root(n_train, n_val, seed, synthetic_image_size) if synthetic else Path(data_dir)
     train, val = ff.load(root, "train"), ff.load(root, "val")
     if limit:
         train = train.sample(n=min(limit, len(train)), random_state=seed).reset_index(drop=True)
         val = val.sample(n=min(max(limit // 4, 16), len(val)), random_state=seed).reset_index(drop=True)
+    test = None
+    if test_fraction > 0:
+        order = np.random.default_rng(seed).permutation(len(train))
+        n_test = max(1, int(round(test_fraction * len(train))))
+        test = train.iloc[np.sort(order[:n_test])].reset_index(drop=True)
+        train = train.iloc[np.sort(order[n_test:])].reset_index(drop=True)
     x_train = pipeline.load_images(train["path"].tolist(), (32, 32), 1, cache_dir=cache_dir)
     x_val = pipeline.load_images(val["path"].tolist(), (32, 32), 1, cache_dir=cache_dir)
-    return FairFaceData(train, val, x_train, x_val, Path(root), synthetic)
+    x_test = None if test is None else pipeline.load_images(test["path"].tolist(), (32, 32), 1, cache_dir=cache_dir)
+    return FairFaceData(train, val, x_train, x_val, Path(root), synthetic, test, x_test)
 
 
 def epochs_for(network: str, task: str | None = None, max_epochs: int | None = None) -> int:
@@ -172,6 +209,8 @@ class ClassifierResult:
     seconds: float
     checkpoint: Path | None = None
     extra: dict = field(default_factory=dict)
+    weights: str = "final epoch"
+    split: str = "val"
 
     @property
     def params(self) -> int:
@@ -199,8 +238,11 @@ def train_classifier(
 
     ``network`` is ``"dense"``, ``"small_cnn"``, ``"own_cnn"`` (one task) or ``"multitask"``
     (a list of tasks). The report's protocol is a fixed number of epochs and the final weights;
-    ``early_stopping`` (patience) switches to early stopping with the best weights restored.
-    Accuracy is computed from the confusion matrix as trace / sum. ``strategy``: a
+    ``early_stopping`` (patience) switches to early stopping with the best (lowest val_loss)
+    weights restored. The weights reported are the weights saved as ``models/<name>.keras``
+    (``result.weights`` says which), evaluated on ``data.eval_split`` (the held-out test split
+    when there is one, else validation). Accuracy is computed from the confusion matrix as
+    trace / sum. ``strategy``: a
     ``tf.distribute`` strategy or its name (:func:`kerasmt.distribute.get_strategy`); the model is
     built in its scope and ``batch_size`` is the global batch, split across its replicas.
     """
@@ -230,18 +272,29 @@ def train_classifier(
         epochs=epochs,
         run_dir=out_dir,
         name=model.name,
+        checkpoint=bool(early_stopping),
         early_stopping=early_stopping,
         restore_best=bool(early_stopping),
         verbose=verbose,
         strategy=strategy,
     )
     seconds = time.perf_counter() - start
-    predictions = predict_classes(model, val_ds, task_list if len(task_list) > 1 else None)
+    history = result.history
+    if early_stopping:
+        best_epoch = int(history["val_loss"].idxmin())
+        weights = f"best val_loss epoch {best_epoch} of {len(history)} (early stopping)"
+    else:
+        weights = f"final epoch {len(history)}"
+    checkpoint = Path(out_dir) / "models" / f"{model.name}.keras"
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    model.save(checkpoint)  # the weights that are reported below
+    split = data.eval_split
+    eval_ds = data.dataset(split, labels, batch_size=256)
+    predictions = predict_classes(model, eval_ds, task_list if len(task_list) > 1 else None)
     if len(task_list) == 1:
         predictions = {task_list[0]: next(iter(predictions.values()))}
-    y_true = {t: data.val[t].to_numpy() for t in task_list}
+    y_true = {t: data.split(split)[0][t].to_numpy() for t in task_list}
     cms = {t: confusion(y_true[t], predictions[t], ff.N_CLASSES[t]) for t in task_list}
-    history = result.history
     best = {}
     for t in task_list:
         column = f"val_{t}_accuracy" if len(task_list) > 1 else "val_accuracy"
@@ -258,7 +311,9 @@ def train_classifier(
         accuracy={t: accuracy_from_confusion(cms[t]) for t in task_list},
         best_val_accuracy=best,
         seconds=seconds,
-        checkpoint=result.checkpoint,
+        checkpoint=checkpoint,
+        weights=weights,
+        split=split,
     )
 
 
@@ -304,41 +359,127 @@ def train_vae(
 
 
 def comparison_table(results: Mapping[str, ClassifierResult], data: FairFaceData) -> pd.DataFrame:
-    """Our validation accuracies beside the report's, per network and task, with the majority
-    baseline of the validation split."""
+    """Our accuracies beside the report's, per network and task: ``accuracy`` of the saved weights
+    (``weights`` says which epoch) on ``split``; the highest per-epoch validation accuracy (chosen
+    on the validation split itself, so optimistic); the majority baseline (the training split's
+    majority class scored on the same split) and the report's final-epoch validation accuracy."""
+    from kerasmt.metrics import majority_baseline_accuracy
+
     rows = []
     for key, res in results.items():
         for task in res.tasks:
-            report = REPORT_VAL_ACCURACY.get(res.network, {}).get(task)
+            report = REPORT_VAL_ACCURACY.get(res.network, {}).get(task) if key != "multitask_race" else None
+            manifest = data.split(res.split)[0]
             rows.append(
                 {
-                    "network": res.network,
+                    "model": key,
                     "task": task,
                     "params": res.params,
                     "epochs": len(res.history),
-                    "val_accuracy": round(res.accuracy[task], 3),
-                    "best_epoch_val_accuracy": round(res.best_val_accuracy[task], 3),
-                    "majority_baseline": round(majority_accuracy(data.val[task].to_numpy()), 3),
+                    "weights": res.weights,
+                    "split": res.split,
+                    "accuracy": round(res.accuracy[task], 3),
+                    "max_val_accuracy_over_epochs (optimistic)": round(res.best_val_accuracy[task], 3),
+                    "majority_baseline": round(majority_baseline_accuracy(data.train[task].to_numpy(),
+                                                                          manifest[task].to_numpy()), 3),
                     "report_val_accuracy": report,
                 }
             )
     return pd.DataFrame(rows)
 
 
+def group_accuracy_table(results: Mapping[str, ClassifierResult], data: FairFaceData, by: str = "race") -> pd.DataFrame:
+    """Accuracy of every model and task per group of ``by`` (``"race"``, ``"gender"`` or
+    ``"age"``) on the split each result was evaluated on, with the images per group in the last
+    row; a task is not broken down by itself."""
+    if by not in ff.TASKS:
+        raise ValueError(f"by must be one of {list(ff.TASKS)}, got {by!r}")
+    names = ff.LABELS[by]
+    rows = {}
+    counts = None
+    for key, res in results.items():
+        manifest = data.split(res.split)[0]
+        groups = manifest[by].to_numpy()
+        counts = pd.Series(np.bincount(groups[groups >= 0], minlength=len(names)), index=names)
+        for task in res.tasks:
+            if task == by:
+                continue
+            correct = res.y_pred[task] == res.y_true[task]
+            labelled = res.y_true[task] >= 0
+            rows[(key, task)] = {name: (float(correct[(groups == g) & labelled].mean())
+                                        if np.any((groups == g) & labelled) else np.nan)
+                                 for g, name in enumerate(names)}
+    table = pd.DataFrame.from_dict(rows, orient="index").round(3)
+    table.index = pd.MultiIndex.from_tuples(table.index, names=["model", "task"])
+    if counts is not None:
+        table.loc[("images", by), :] = counts.to_numpy()
+    table.columns.name = by
+    return table
+
+
+def gender_metrics(results: Mapping[str, ClassifierResult]) -> pd.DataFrame:
+    """Per model with a gender output: accuracy, Male recall (what the report printed as
+    "precision": ``cm[0, 0] / cm[0].sum()``), the true precision and recall of both classes and
+    macro-F1, with the report's "precision" where it gave one."""
+    from kerasmt.metrics import macro_f1
+
+    rows = []
+    for key, res in results.items():
+        if "gender" not in res.tasks:
+            continue
+        cm = res.confusion["gender"].astype(float)
+        male_recall = cm[0, 0] / cm[0].sum() if cm[0].sum() else np.nan
+        rows.append({
+            "model": key, "accuracy": res.accuracy["gender"],
+            "report's 'precision' formula (= Male recall)": male_recall,
+            "Male precision": cm[0, 0] / cm[:, 0].sum() if cm[:, 0].sum() else np.nan,
+            "Male recall": male_recall,
+            "Female precision": cm[1, 1] / cm[:, 1].sum() if cm[:, 1].sum() else np.nan,
+            "Female recall": cm[1, 1] / cm[1].sum() if cm[1].sum() else np.nan,
+            "macro-F1": macro_f1(res.y_true["gender"], res.y_pred["gender"]),
+            "report 'precision'": REPORT_GENDER_PRECISION.get(res.network) if key != "multitask_race" else None,
+        })
+    return pd.DataFrame(rows).set_index("model").round(4)
+
+
+def vae_loss_identity(batch: int = 4, seed: int = 0) -> dict[str, float]:
+    """The report's VAE reconstruction loss, ``mse(flatten(batch), flatten(reconstruction)) * 1024``
+    over the whole flattened batch, against ours, the per-image summed squared error averaged over
+    the batch, on random 32x32 images: the two are equal (1024 = pixels per image)."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((batch, 32, 32, 1))
+    r = rng.random((batch, 32, 32, 1))
+    report = float(np.mean((x.reshape(-1) - r.reshape(-1)) ** 2) * 32 * 32)
+    ours = float(np.mean(np.sum((x - r) ** 2, axis=(1, 2, 3))))
+    return {"report (batch-flattened MSE x 1024)": report, "ours (per-image sum, batch mean)": ours}
+
+
 def metrics_summary(
     results: Mapping[str, ClassifierResult], vae: VAEResult | None, data: FairFaceData
 ) -> dict:
     """The study's ``metrics.json``: parameter counts, validation accuracies, VAE losses."""
+    from kerasmt.metrics import majority_baseline_accuracy
+
     params = {name: res.params for name, res in results.items()}
-    val_accuracy = {name: {t: res.accuracy[t] for t in res.tasks} for name, res in results.items()}
+    accuracy = {name: {t: res.accuracy[t] for t in res.tasks} for name, res in results.items()}
+    split = data.eval_split
     metrics: dict = {
-        "data": {"synthetic": data.synthetic, "train": len(data.train), "val": len(data.val)},
+        "data": {"synthetic": data.synthetic, "train": len(data.train), "val": len(data.val),
+                 "test": 0 if data.test is None else len(data.test)},
         "params": params,
-        "val_accuracy": val_accuracy,
-        "best_epoch_val_accuracy": {n: r.best_val_accuracy for n, r in results.items()},
-        "majority_baseline": {t: majority_accuracy(data.val[t].to_numpy()) for t in ff.TASKS},
+        "multitask_params": {"gender_age (the report's)": params.get("multitask", MULTITASK_PARAMS["gender_age"]),
+                             "gender_age_race (extension)": params.get("multitask_race",
+                                                                       MULTITASK_PARAMS["gender_age_race"])},
+        "split": split,
+        "accuracy": accuracy,
+        "weights": {n: r.weights for n, r in results.items()},
+        "max_val_accuracy_over_epochs": {n: r.best_val_accuracy for n, r in results.items()},
+        "majority_baseline": {t: majority_baseline_accuracy(data.train[t].to_numpy(), data.split(split)[0][t].to_numpy())
+                              for t in ff.TASKS},
         "train_seconds": {n: r.seconds for n, r in results.items()},
     }
+    if split == "val":
+        metrics["val_accuracy"] = accuracy  # the name earlier runs used
     if vae is not None:
         last = vae.history.iloc[-1]
         params["vae"] = int(vae.model.count_params())
@@ -360,7 +501,7 @@ def param_table() -> pd.DataFrame:
         "small_cnn_age": classifiers.small_cnn(9),
         "own_cnn_gender": classifiers.own_cnn(2),
         "own_cnn_age": classifiers.own_cnn(9),
-        "multitask_gender_age": classifiers.multitask_cnn({"gender": 2, "age": 9}),
+        "multitask_gender_age": classifiers.multitask_cnn({"gender": 2, "age": 9}),  # the report's
         "multitask_gender_age_race": classifiers.multitask_cnn(dict(ff.N_CLASSES)),
     }
     vae = build_vae()
@@ -408,7 +549,7 @@ def plot_confusions(result: ClassifierResult, normalize: bool = False):
             ax=ax,
         )
     fig.tight_layout()
-    return fig
+    return plots.readable(fig)
 
 
 def age_accuracy_check(results: Mapping[str, ClassifierResult]) -> pd.DataFrame:

@@ -61,6 +61,9 @@ REPORT_CHOSEN_CNN = 10
 #: final results on the report's 499 held-out images (also its early-stopping set)
 REPORT_MODEL_A: dict[str, float] = {"gender_accuracy": 0.9098, "age_mae": 5.949}
 REPORT_MODEL_B: dict[str, float] = {"gender_accuracy": 0.8397, "age_mae": 5.639}
+#: the best epoch in Model B's training log printed by the report (its claimed 83.97 % / 5.639 is
+#: not an epoch of that log)
+REPORT_MODEL_B_LOG_BEST: dict[str, float] = {"gender_accuracy": 0.8437, "age_mae": 5.658}
 #: Table 3: 10-epoch comparison of the backbones (gender accuracy, age MAE)
 REPORT_TABLE3: dict[str, tuple[float, float]] = {
     "EfficientNetB4": (0.52906, 15.1119),
@@ -82,6 +85,70 @@ REPORT_TABLE4: dict[str, float] = {
 }
 #: age bands of the fairness table (lower edges; the last band is open)
 AGE_BAND_EDGES: tuple[int, ...] = (0, 10, 20, 30, 40, 50, 60, 70)
+
+
+def _fits(value: float, n: int, digits: int) -> bool:
+    """Whether ``value`` (printed with ``digits`` decimals) is ``k / n`` for an integer ``k``."""
+    return abs(round(round(value * n) / n, digits) - value) < 0.5 * 10 ** -digits + 1e-12
+
+
+def report_consistency() -> pd.DataFrame:
+    """The report's own inconsistencies, checked from its numbers: the accuracies of Table 3 are
+    multiples of 1/499 and those of Table 4 of 1/999 (so the two tables were scored on different
+    sets, 499 and 999 images, though both are said to use the same validation data), and Model B's
+    claimed result is not an epoch of its printed log."""
+    rows = []
+    for name, (acc, _) in REPORT_TABLE3.items():
+        rows.append({"table": "Table 3 (backbones)", "entry": name, "gender accuracy": acc,
+                     "x 499": round(acc * 499, 2), "k/499": _fits(acc, 499, 5), "x 999": round(acc * 999, 2),
+                     "k/999": _fits(acc, 999, 5)})
+    for name, acc in REPORT_TABLE4.items():
+        rows.append({"table": "Table 4 (head orders)", "entry": name, "gender accuracy": acc,
+                     "x 499": round(acc * 499, 2), "k/499": _fits(acc, 499, 5), "x 999": round(acc * 999, 2),
+                     "k/999": _fits(acc, 999, 5)})
+    rows.append({"table": "Model B", "entry": f"claimed {REPORT_MODEL_B['gender_accuracy']:.2%} / {REPORT_MODEL_B['age_mae']}",
+                 "gender accuracy": REPORT_MODEL_B["gender_accuracy"],
+                 "note": f"not in its log; the log's best epoch: {REPORT_MODEL_B_LOG_BEST['gender_accuracy']:.2%} / "
+                         f"{REPORT_MODEL_B_LOG_BEST['age_mae']}"})
+    return pd.DataFrame(rows).set_index(["table", "entry"])
+
+
+def ranking_sensitivity(table: pd.DataFrame | None = None, scales: Sequence[float] = tuple(range(1, 31)),
+                        seed_noise: float | None = None) -> pd.DataFrame:
+    """Which configuration the explicit objective ``(1 - accuracy) + MAE / scale`` picks for each
+    ``scale`` (the report's Table 2 by default, or a :func:`search_table`), the runner-up and the
+    winning margin in score points. ``seed_noise``: the standard deviation of the score between
+    seeds of one configuration; a margin below it is marked a tie (the choice is then noise)."""
+    from kerasmt import tuning
+
+    frame = report_table2() if table is None else table
+    key = "cnn" if "cnn" in frame.columns else None
+    ids = frame[key].to_numpy() if key else frame.index.to_numpy()
+    acc = frame["gender_accuracy"].astype(float).to_numpy()
+    mae = frame["age_mae"].astype(float).to_numpy()
+    rows = []
+    for scale in scales:
+        score = np.array([tuning.score(a, m, float(scale)) for a, m in zip(acc, mae)])
+        order = np.argsort(score, kind="stable")
+        margin = float(score[order[1]] - score[order[0]]) if len(order) > 1 else np.nan
+        row = {"age_scale": scale, "winner": ids[order[0]], "runner_up": ids[order[1]] if len(order) > 1 else None,
+               "margin": round(margin, 4)}
+        if seed_noise is not None:
+            row["tie (margin < seed noise)"] = bool(margin < seed_noise)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("age_scale")
+
+
+def report_seed_noise() -> dict[str, float]:
+    """The report's own estimate of seed noise: CNN 14 and CNN 23 are the same configuration
+    trained twice; their accuracy, MAE and objective (scale 10) differences."""
+    from kerasmt import tuning
+
+    t = report_table2()
+    a, b = t.loc[14], t.loc[23]
+    return {"gender_accuracy": abs(float(a["gender_accuracy"] - b["gender_accuracy"])),
+            "age_mae": abs(float(a["age_mae"] - b["age_mae"])),
+            "score": abs(tuning.score(a["gender_accuracy"], a["age_mae"]) - tuning.score(b["gender_accuracy"], b["age_mae"]))}
 
 
 def report_config(cnn: int) -> dict[str, int]:
@@ -371,6 +438,8 @@ def train_model_a(
     augment: bool = True,
     patience: int = 50,
     loss_weights: Mapping[str, float] | None = None,
+    stitch_lr_multiplier: float = 1.0,
+    tag: str = "",
     verbose: int = 0,
     strategy: str | tf.distribute.Strategy | None = None,
 ) -> TrainResult:
@@ -378,12 +447,16 @@ def train_model_a(
 
     ``config`` holds n_blocks, n_dense, units, split_point (e.g. :func:`report_config`). The age
     output's bias starts at the training mean age. ``loss_weights`` default to 1:1 (the report's
-    Model A); its cross-stitch code used ``{"gender": 100, "age": 1}``. ``strategy``: a
+    Model A); its cross-stitch code used ``{"gender": 100, "age": 1}``. ``stitch_lr_multiplier``:
+    the cross-stitch alphas' learning-rate multiplier (:class:`kerasmt.models.CrossStitch`).
+    ``tag`` is added to the run's name (files ``models/<name>.keras``). ``strategy``: a
     ``tf.distribute`` strategy or its name (:mod:`kerasmt.distribute`), built and trained in it."""
     set_seed(seed)
     builder = model_a_cross_stitch if cross_stitch else model_a
-    name = f"{'cross_stitch' if cross_stitch else 'model_a'}_seed{seed}"
+    name = f"{'cross_stitch' if cross_stitch else 'model_a'}{'_' + tag if tag else ''}_seed{seed}"
     cfg = dict(config)
+    if cross_stitch:
+        cfg["stitch_lr_multiplier"] = stitch_lr_multiplier
     cfg["split_point"] = tuning.effective_split(cfg["n_blocks"], cfg["split_point"])
     model = build_in_scope(
         lambda: compile_age_gender(
@@ -392,8 +465,10 @@ def train_model_a(
             learning_rate, loss_weights=loss_weights),
         strategy)
     aug = augmentation(seed) if augment else None
-    return train_age_gender(model, data, out_dir, name, epochs, batch_size=batch_size, augment=aug,
-                            patience=patience, seed=seed, verbose=verbose, strategy=strategy)
+    result = train_age_gender(model, data, out_dir, name, epochs, batch_size=batch_size, augment=aug,
+                              patience=patience, seed=seed, verbose=verbose, strategy=strategy)
+    result.extra["loss_weights"] = dict(loss_weights or {"age": 1.0, "gender": 1.0})
+    return result
 
 
 def over_seeds(train: Callable[[int], TrainResult], seeds: Sequence[int]) -> list[TrainResult]:
@@ -418,6 +493,32 @@ def seed_summary(results: Sequence[TrainResult]) -> dict[str, float]:
 def pm(mean: float, std: float, digits: int = 3) -> str:
     """``"mean ± std"`` text."""
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def seed_comparison(runs: Mapping[str, Sequence[TrainResult]], reference: str) -> pd.DataFrame:
+    """Each set of runs (``{name: runs over seeds}``) against ``reference``: mean ± std of gender
+    accuracy and age MAE over seeds, the difference of the means, and a verdict per metric:
+    ``"tie"`` when the difference is within the sum of the two standard deviations (the mean ±
+    std intervals overlap; with one seed each, no spread is known and the verdict says so)."""
+    ref = seed_summary(runs[reference])
+    rows = []
+    for name, results in runs.items():
+        summ = seed_summary(results)
+        row: dict[str, Any] = {"model": name, "seeds": int(summ["seeds"]),
+                               "gender_accuracy": pm(summ["gender_accuracy"], summ["gender_accuracy_std"]),
+                               "age_mae": pm(summ["age_mae"], summ["age_mae_std"], 2)}
+        if name != reference:
+            for key, better in (("gender_accuracy", 1), ("age_mae", -1)):
+                diff = summ[key] - ref[key]
+                noise = summ[f"{key}_std"] + ref[f"{key}_std"]
+                row[f"{key} - {reference}"] = round(diff, 4)
+                if min(summ["seeds"], ref["seeds"]) < 2:
+                    row[f"{key} verdict"] = "one seed: no spread"
+                else:
+                    row[f"{key} verdict"] = "tie" if abs(diff) <= noise else (
+                        "better" if diff * better > 0 else "worse")
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("model")
 
 
 def seeds_table(results: Sequence[TrainResult]) -> pd.DataFrame:
