@@ -287,3 +287,59 @@ def test_fetch_refuses_unsafe_archive_paths(tmp_path, monkeypatch):
         ml.fetch(tmp_path / "dl", sha256=hashlib.sha256(blob).hexdigest())
     assert not (tmp_path / "evil").exists()
     assert re.fullmatch(r"[0-9a-f]{32}", ml.VARIANTS["ml-25m"]["md5"])
+
+
+# ------------------------------------------------------------------ issue 14: ids, timestamps, bytes
+@pytest.mark.parametrize("line, column, value", [
+    ("1,4294967325,3.0,11", "movieId", "4294967325"),   # 2**32 + 29 wrapped onto movie 29
+    ("5000000000,1,3.0,12", "userId", "5000000000"),    # wrapped onto user 705,032,704
+    ("1,-2147483649,3.0,12", "movieId", "-2147483649"),
+    ("99999999999999999999999,1,3.0,12", "userId", "99999999999999999999999"),  # beyond int64
+])
+def test_ids_beyond_int32_are_rejected_with_the_line_not_wrapped(tmp_path, line, column, value):
+    root = _write(tmp_path / "d", MOVIES_CSV, f"userId,movieId,rating,timestamp\n1,1,4.0,10\n2,2,4.0,10\n{line}\n")
+    expected = f"ratings.csv: line 4: column '{column}': bad value '{value}'; expected an integer id"
+    with pytest.raises(DatasetError) as info:
+        ml.load(root)
+    assert expected in str(info.value)
+    problems = ml.check(root)  # check and load agree
+    assert len(problems) == 1 and expected in problems[0]
+    with pytest.warns(ml.MovieLensWarning, match="dropped 1 rating row"):
+        ratings, _ = ml.load(root, bad_ratings="drop")
+    assert ratings[["userId", "movieId"]].values.tolist() == [[1, 1], [2, 2]]
+    # a typed frame (int64 ids, as a user builds it) is checked the same way
+    frame = pd.DataFrame({"userId": [1, 5_000_000_000], "movieId": [2**32 + 29, 1], "rating": [4.0, 3.0]})
+    with pytest.raises(DatasetError) as info:
+        ml.clean_ratings(frame)
+    assert "row 0: column 'movieId': bad value 4294967325" in str(info.value)
+    assert "row 1: column 'userId': bad value 5000000000" in str(info.value)
+
+
+def test_a_bad_timestamp_is_rejected_not_read_as_1970(tmp_path):
+    ratings = "userId,movieId,rating,timestamp\n1,1,2.0,50\n1,1,4.5,soon\n2,1,3.0,\n"
+    root = _write(tmp_path / "d", MOVIES_CSV, ratings)
+    with pytest.raises(DatasetError) as info:
+        ml.load(root)
+    text = str(info.value)
+    assert "line 3: column 'timestamp': bad value 'soon'; expected an integer (seconds since 1970)" in text
+    assert "line 4: column 'timestamp': empty value" in text
+    problems = ml.check(root)
+    assert len(problems) == 2 and "line 3: column 'timestamp'" in problems[0]
+    # dropped with a count: the duplicate rule then has no row with a made-up time to choose
+    with pytest.warns(ml.MovieLensWarning, match="dropped 2 rating row"):
+        kept, _ = ml.load(root, bad_ratings="drop")
+    assert kept.values.tolist() == [[1, 1, 2.0, 50]]
+
+
+@pytest.mark.parametrize("which", ["movies.csv", "ratings.csv"])
+def test_non_utf8_bytes_name_the_file_and_line(tmp_path, which):
+    root = _write(tmp_path / "d", MOVIES_CSV, "userId,movieId,rating,timestamp\n1,1,4.0,10\n1,2,3.0,11\n")
+    path = root / which
+    data = path.read_bytes().splitlines(keepends=True)
+    data.insert(2, b"3,Caf\xe9 (1999),Drama\n" if which == "movies.csv" else b"2,\xff\xfe,3.0,12\n")
+    path.write_bytes(b"".join(data))
+    expected = rf"{which}: line 3: byte\(s\) b'\\x(e9|ff).*are not UTF-8; expected a UTF-8 CSV"
+    with pytest.raises(DatasetError, match=expected):
+        ml.load(root)
+    problems = ml.check(root)
+    assert any(re.search(expected, p) for p in problems), problems

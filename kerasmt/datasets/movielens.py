@@ -14,10 +14,11 @@ by the user (:func:`fetch`, ``kerasmt data fetch movielens DIR``), never committ
 :func:`load` returns the two frames (see its docstring for dtypes) after these treatments, each
 announced by a :class:`MovieLensWarning` with its count (nothing is dropped silently):
 
-- a missing column, an unreadable or non-numeric ``userId`` / ``movieId`` / ``rating`` cell, an
-  empty rating or a rating outside [0.5, 5.0]: :class:`~kerasmt.datasets.base.DatasetError`
+- a missing column, an unreadable or non-numeric ``userId`` / ``movieId`` / ``rating`` /
+  ``timestamp`` cell, an id outside int32 (read as int64 first, so nothing wraps onto another
+  id), an empty rating or a rating outside [0.5, 5.0]: :class:`~kerasmt.datasets.base.DatasetError`
   naming the file, line and value (``bad_ratings="drop"`` drops those rows instead, with a
-  warning);
+  warning); a file that is not UTF-8: :class:`DatasetError` naming the file, line and bytes;
 - duplicate ``(userId, movieId)`` rows: the latest (largest timestamp, then last row) is kept
   (``duplicates="error"`` raises instead);
 - duplicate ``movieId`` rows in movies.csv: the first is kept;
@@ -89,7 +90,11 @@ DOWNLOAD_HELP = (
     "kerasmt.datasets.movielens.fetch(DIR, 'ml-25m')."
 )
 
-_RATING_DTYPES = {"userId": "int32", "movieId": "int32", "rating": "float32", "timestamp": "int64"}
+#: dtypes of the fast reader: ids are read as int64 (a value beyond int32 must not wrap), checked
+#: against :data:`ID_MIN`..:data:`ID_MAX`, then stored as int32
+_RATING_DTYPES = {"userId": "int64", "movieId": "int64", "rating": "float32", "timestamp": "int64"}
+#: the ids kerasmt stores (int32): an id outside this range is a bad value naming its line
+ID_MIN, ID_MAX = -(2**31), 2**31 - 1
 _MAX_LISTED = 20  # rows listed per kind of problem; the rest are counted
 
 
@@ -125,11 +130,36 @@ def resolve_root(root: str | os.PathLike) -> Path:
 
 
 # -------------------------------------------------------------------------------------- reading
+def _utf8_problem(path: Path) -> str | None:
+    """``"<file>: line N: ..."`` for the first line of ``path`` that is not UTF-8, else None."""
+    with open(path, "rb") as stream:
+        for number, line in enumerate(stream, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                bad = line[exc.start: exc.end + 8]
+                return (f"{path}: line {number}: byte(s) {bad!r} at column {exc.start + 1} are not "
+                        f"UTF-8; expected a UTF-8 CSV (MovieLens releases are UTF-8: re-encode the "
+                        f"file, e.g. iconv -f latin1 -t utf-8)")
+    return None
+
+
+def _read_csv(path: Path, **kwargs) -> pd.DataFrame:
+    """``pd.read_csv`` whose decoding error names the file, line and bytes (a bare
+    ``UnicodeDecodeError`` names none of them)."""
+    try:
+        return pd.read_csv(path, **kwargs)
+    except UnicodeDecodeError as exc:
+        raise DatasetError(_utf8_problem(path) or f"{path}: not UTF-8 ({exc})") from exc
+
+
 def _header(path: Path) -> list[str]:
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
     try:
-        return list(pd.read_csv(path, nrows=0).columns)
+        return list(_read_csv(path, nrows=0).columns)
+    except DatasetError:
+        raise
     except Exception as exc:  # empty file, binary garbage, ...
         raise DatasetError(f"{path}: cannot be read as CSV ({exc})") from exc
 
@@ -146,24 +176,47 @@ def _at(where: str, i: int) -> str:
     return f"line {i + 2}" if str(where).endswith(".csv") else f"row {i}"
 
 
+_EXPECTED = {"userId": f"an integer id in {ID_MIN}..{ID_MAX}", "movieId": f"an integer id in {ID_MIN}..{ID_MAX}",
+             "rating": "a number", "timestamp": "an integer (seconds since 1970)"}
+
+
 def _numeric_problems(frame: pd.DataFrame, column: str, where: str, integer: bool) -> tuple[np.ndarray, list[str]]:
-    """(bad-row mask, messages) of a column that must hold numbers (integers if ``integer``)."""
+    """(bad-row mask, messages) of a column that must hold numbers (integers if ``integer``;
+    ids also within :data:`ID_MIN`..:data:`ID_MAX`, so that none wraps when stored as int32)."""
     raw = frame[column]
     values = pd.to_numeric(raw, errors="coerce")
     bad = np.array(values.isna().to_numpy(), dtype=bool)
     if integer:
         finite = values.to_numpy(dtype=float, na_value=np.nan)
         bad |= ~np.isnan(finite) & (np.floor(finite) != finite)
+        if column in ("userId", "movieId"):
+            bad |= _out_of_id_range(values)
     messages = []
     rows = np.flatnonzero(bad)
+    expected = _EXPECTED.get(column, "an integer" if integer else "a number")
     for i in rows[:_MAX_LISTED]:
         value = raw.iloc[i]
+        if hasattr(value, "item"):
+            value = value.item()  # np.int64(5) -> 5
+        if str(where).endswith(".csv"):
+            value = value if pd.isna(value) else str(value)  # the text of the file's cell
         kind = "empty value" if pd.isna(value) else f"bad value {value!r}"
-        messages.append(f"{where}: {_at(where, i)}: column {column!r}: {kind}; expected "
-                        f"{'an integer id' if integer else 'a number'}")
+        messages.append(f"{where}: {_at(where, i)}: column {column!r}: {kind}; expected {expected}")
     if len(rows) > _MAX_LISTED:
         messages.append(f"{where}: ... and {len(rows) - _MAX_LISTED} more line(s) with a bad {column!r}")
     return bad, messages
+
+
+def _out_of_id_range(values: pd.Series | np.ndarray) -> np.ndarray:
+    """Mask of ids outside int32 (exact for int64 / uint64 input; NaN counts as in range)."""
+    v = np.asarray(values)
+    if v.dtype.kind in "iu":
+        if v.dtype.kind == "u":
+            return v > ID_MAX
+        return (v < ID_MIN) | (v > ID_MAX)
+    v = pd.to_numeric(pd.Series(v), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        return (v < ID_MIN) | (v > ID_MAX)
 
 
 def _scale_problems(rating: np.ndarray, ok: np.ndarray, where: str) -> tuple[np.ndarray, list[str]]:
@@ -185,12 +238,14 @@ def _read_ratings_raw(path: Path) -> pd.DataFrame:
     _require(path, columns, REQUIRED_RATINGS_COLUMNS, RATINGS_COLUMNS)
     use = [c for c in RATINGS_COLUMNS if c in columns]
     try:
-        frame = pd.read_csv(path, usecols=use, dtype={c: _RATING_DTYPES[c] for c in use}, engine="c")
+        frame = _read_csv(path, usecols=use, dtype={c: _RATING_DTYPES[c] for c in use}, engine="c")
         if frame[[c for c in use if c != "timestamp"]].isna().to_numpy().any():
             raise ValueError("empty cells")
         return frame
-    except (ValueError, TypeError, OverflowError):
-        return pd.read_csv(path, usecols=use, dtype=str, keep_default_na=True)
+    except (ValueError, TypeError, OverflowError) as exc:
+        if isinstance(exc, DatasetError):
+            raise
+        return _read_csv(path, usecols=use, dtype=str, keep_default_na=True)
 
 
 def clean_movies(movies: pd.DataFrame, source: str = "movies") -> pd.DataFrame:
@@ -199,7 +254,7 @@ def clean_movies(movies: pd.DataFrame, source: str = "movies") -> pd.DataFrame:
     with counts). Non-integer ids raise :class:`DatasetError` naming ``source`` and the line."""
     _require(Path(source), list(movies.columns), MOVIES_COLUMNS, MOVIES_COLUMNS)
     bad, problems = _numeric_problems(movies, "movieId", source, integer=True)
-    if problems:
+    if problems:  # also ids beyond int32, which would wrap onto other movies
         raise DatasetError(f"{source}: {int(bad.sum())} bad movieId value(s)", problems=problems)
     out = pd.DataFrame({
         "movieId": pd.to_numeric(movies["movieId"]).astype("int32").to_numpy(),
@@ -252,6 +307,12 @@ def clean_ratings(
         rating = ratings["rating"].to_numpy(dtype=np.float64)
         bad = np.zeros(len(ratings), dtype=bool)
         problems: list[str] = []
+        if user.dtype.itemsize > 4 or movie.dtype.itemsize > 4 or user.dtype.kind == "u" or movie.dtype.kind == "u":
+            for column in ("userId", "movieId"):  # ids beyond int32 would wrap onto other ids
+                if _out_of_id_range(ratings[column].to_numpy()).any():
+                    b, p = _numeric_problems(ratings, column, source, integer=True)
+                    bad |= b
+                    problems += p
     else:
         bad = np.zeros(len(ratings), dtype=bool)
         problems = []
@@ -259,21 +320,30 @@ def clean_ratings(
             b, p = _numeric_problems(ratings, column, source, integer=column != "rating")
             bad |= b
             problems += p
-        user = pd.to_numeric(ratings["userId"], errors="coerce").fillna(0).to_numpy()
-        movie = pd.to_numeric(ratings["movieId"], errors="coerce").fillna(0).to_numpy()
+        user = pd.to_numeric(ratings["userId"], errors="coerce").to_numpy(dtype=np.float64, na_value=0)
+        movie = pd.to_numeric(ratings["movieId"], errors="coerce").to_numpy(dtype=np.float64, na_value=0)
         rating = pd.to_numeric(ratings["rating"], errors="coerce").to_numpy(dtype=np.float64)
     scale_bad, scale_problems = _scale_problems(rating, ~bad, source)
     bad |= scale_bad
     problems += scale_problems
+    if "timestamp" in ratings.columns and ratings["timestamp"].dtype.kind not in "iu":
+        # a non-numeric or empty timestamp would otherwise read as 1970 and decide which
+        # duplicate rating is "the latest": a bad row like a bad rating
+        b, p = _numeric_problems(ratings, "timestamp", source, integer=False)
+        bad |= b
+        problems += p
     if bad.any():
         if bad_ratings == "error":
             raise DatasetError(f"{source}: {int(bad.sum())} bad rating row(s) (pass "
                                f"bad_ratings='drop' to drop them)", problems=problems)
         warnings.warn(f"{source}: dropped {int(bad.sum())} rating row(s) with a missing or "
-                      f"non-numeric value or a rating outside [{RATING_MIN}, {RATING_MAX}]",
+                      f"non-numeric value (id, rating or timestamp), an id beyond int32 or a "
+                      f"rating outside [{RATING_MIN}, {RATING_MAX}]",
                       MovieLensWarning, stacklevel=2)
     if "timestamp" in ratings.columns:
-        ts = pd.to_numeric(ratings["timestamp"], errors="coerce").fillna(0).to_numpy().astype(np.int64)
+        ts = pd.to_numeric(ratings["timestamp"], errors="coerce").to_numpy(dtype=np.float64, na_value=0) \
+            if ratings["timestamp"].dtype.kind not in "iu" else ratings["timestamp"].to_numpy()
+        ts = ts.astype(np.int64)  # bad cells are dropped below (or raised above)
     else:
         ts = np.zeros(len(ratings), dtype=np.int64)
     keep = ~bad
@@ -300,7 +370,7 @@ def clean_ratings(
                           f"in the movies table (e.g. movieId {example})", MovieLensWarning, stacklevel=2)
             out = out.loc[known].reset_index(drop=True)
             lines = lines[known]
-    key = out["userId"].to_numpy().astype(np.int64) << 32 | out["movieId"].to_numpy().astype(np.int64)
+    key = out["userId"].to_numpy().astype(np.int64) << 32 | (out["movieId"].to_numpy().astype(np.int64) & 0xFFFFFFFF)
     if pd.Series(key).duplicated().any():
         # the latest rating of a pair wins: order by timestamp (stable: the last row breaks ties)
         order = np.argsort(out["timestamp"].to_numpy(), kind="stable")
@@ -342,8 +412,10 @@ def load(
     movies_csv, ratings_csv = folder / MOVIES_FILE, folder / RATINGS_FILE
     _require(movies_csv, _header(movies_csv), MOVIES_COLUMNS, MOVIES_COLUMNS)
     try:
-        raw_movies = pd.read_csv(movies_csv, dtype={"title": str, "genres": str}, keep_default_na=False,
-                                 na_values={"movieId": [""]})
+        raw_movies = _read_csv(movies_csv, dtype={"title": str, "genres": str}, keep_default_na=False,
+                               na_values={"movieId": [""]})
+    except DatasetError:
+        raise
     except Exception as exc:
         raise DatasetError(f"{movies_csv}: cannot be read as CSV ({exc})") from exc
     movies = clean_movies(raw_movies, source=str(movies_csv))
@@ -372,7 +444,7 @@ def check(root: str | os.PathLike) -> list[str]:
     try:
         columns = _header(movies_csv)
         _require(movies_csv, columns, MOVIES_COLUMNS, MOVIES_COLUMNS)
-        movies = pd.read_csv(movies_csv, dtype=str, keep_default_na=False)
+        movies = _read_csv(movies_csv, dtype=str, keep_default_na=False)
     except DatasetError as exc:
         problems.append(str(exc))
     if movies is not None:
@@ -397,16 +469,18 @@ def check(root: str | os.PathLike) -> list[str]:
         problems.append(str(exc))
         return problems
     bad = np.zeros(len(raw), dtype=bool)
-    for column in ("userId", "movieId", "rating"):
+    for column in ("userId", "movieId", "rating", "timestamp"):  # as load's clean_ratings
+        if column not in raw.columns or (column == "timestamp" and raw[column].dtype.kind in "iu"):
+            continue
         b, msgs = _numeric_problems(raw, column, str(ratings_csv), integer=column != "rating")
         bad |= b
         problems += msgs
     rating = pd.to_numeric(raw["rating"], errors="coerce").to_numpy(dtype=np.float64)
     problems += _scale_problems(rating, ~bad, str(ratings_csv))[1]
-    user = pd.to_numeric(raw["userId"], errors="coerce").to_numpy()
-    movie = pd.to_numeric(raw["movieId"], errors="coerce").to_numpy()
+    user = pd.to_numeric(raw["userId"], errors="coerce").to_numpy(dtype=np.float64, na_value=0)
+    movie = pd.to_numeric(raw["movieId"], errors="coerce").to_numpy(dtype=np.float64, na_value=0)
     ok = ~bad
-    key = pd.Series(user[ok].astype(np.int64) << 32 | movie[ok].astype(np.int64))
+    key = pd.Series(user[ok].astype(np.int64) << 32 | (movie[ok].astype(np.int64) & 0xFFFFFFFF))
     dup = np.flatnonzero(ok)[key.duplicated(keep="first").to_numpy()]
     for i in dup[:_MAX_LISTED]:
         problems.append(f"{ratings_csv}: line {i + 2}: userId {int(user[i])}, movieId {int(movie[i])} "
