@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     if "gmm" not in skip:
         start = time.perf_counter()
         gmm = GMMRecommender(k_range=range(1, args.k_max + 1), n_seeds=args.n_seeds,
-                             bic_max_users=args.bic_max_users, random_state=0).fit(ratings, movies)
+                             bic_max_users=args.bic_max_users, random_state=0).fit_ratings(ratings, movies)
         step(f"GMM + BIC (K 1..{args.k_max} x {args.n_seeds} seeds)", start)
         best_k = gmm.n_components_
         print(f"  best K = {best_k}, cluster sizes {gmm.cluster_sizes_.tolist()}", flush=True)
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         models["ease"] = EASERecommender(max_items=args.ease_max_items)
     for name, model in models.items():
         start = time.perf_counter()
-        model.fit(split.train, movies)
+        model.fit_ratings(split.train, movies)
         step(f"fit {name}", start)
         variants = {"gmm_hard": {"soft": False}, "gmm_soft": {"soft": True}} if name == "gmm" else {name: {}}
         for label, kwargs in variants.items():

@@ -212,7 +212,7 @@ rplots.plot_profiles(users_profiles, reference=profiles.mean().rename("mean of a
 # %%
 liked = gmm.popular_in_cluster(gmm.n_components_ - 1, 6)["movieId"].tolist()
 new_user = {movie: 4.5 for movie in liked}  # a newcomer who rated six favourites of the last cluster
-print("cluster probabilities:", np.round(gmm.predict_proba(gmm.profile_new(new_user).to_frame().T), 3))
+print("cluster probabilities:", gmm.assign_new(new_user).round(3).to_dict())
 print("hard:", gmm.recommend_new(new_user, TOP_N), "| soft:", gmm.recommend_new(new_user, TOP_N, soft=True))
 
 # %% [markdown]

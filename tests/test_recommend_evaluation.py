@@ -102,7 +102,7 @@ def test_evaluate_counts_hits_and_coverage():
                             "movieId": [1, 2, 3, 4, 5, 6, 1, 2, 3, 7, 8, 9, 1, 2],
                             "rating": 4.0})
     split = holdout_split(ratings, n_users=2, min_ratings=6, n_remove=3, seed=0)
-    model = PopularityRecommender().fit(split.train)
+    model = PopularityRecommender().fit_ratings(split.train)
     result = evaluate(model, split, k=3, accuracy_n=2)
     recs = model.recommend_batch(split.users, 3)
     np.testing.assert_array_equal(result.recommendations, recs)
@@ -122,7 +122,7 @@ def test_personalised_baselines_beat_popularity_on_the_synthetic_data(demo):
     scores = {}
     for name, model in {"popularity": PopularityRecommender(), "item_knn": ItemKNNRecommender(),
                         "ease": EASERecommender(), "gmm": GMMRecommender(n_components=3, n_seeds=2)}.items():
-        model.fit(split.train, movies)
+        model.fit_ratings(split.train, movies)
         scores[name] = evaluate(model, split).summary
     pop = scores["popularity"]
     for name in ("item_knn", "ease"):

@@ -61,7 +61,7 @@ def data():
 @pytest.fixture(scope="module")
 def gmm(data):
     ratings, movies = data
-    return GMMRecommender(k_range=range(1, 7), n_seeds=3, random_state=0).fit(ratings, movies)
+    return GMMRecommender(k_range=range(1, 7), n_seeds=3, random_state=0).fit_ratings(ratings, movies)
 
 
 # -------------------------------------------------------------------------------------- GMM
@@ -72,11 +72,11 @@ def test_bic_picks_the_true_number_of_clusters(gmm):
     assert gmm.bic_.filter(like="seed_").shape == (6, 3)
     # components ordered by size, labels agree with predict, groups recovered exactly
     assert (np.diff(gmm.cluster_sizes_) <= 0).all()
-    np.testing.assert_array_equal(gmm.labels_, gmm.predict(gmm.profiles_))
+    np.testing.assert_array_equal(gmm.labels_, gmm.predict_profiles(gmm.profiles_))
     groups = np.repeat([0, 1, 2], 50)
     assert pd.crosstab(groups, gmm.labels_).max(axis=1).tolist() == [50, 50, 50]
     assert list(gmm.cluster_centers_.columns) == sorted(GENRES)
-    proba = gmm.predict_proba(gmm.profiles_.to_numpy())
+    proba = gmm.proba_of_profiles(gmm.profiles_.to_numpy())
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
 
 
@@ -107,13 +107,13 @@ def test_soft_recommendations_mix_cluster_lists_by_probability(gmm, data):
     shares = gmm.cluster_popularity_ / gmm.cluster_sizes_[:, None]
     # soft scores are the user's cluster probabilities times each cluster's watch shares
     user_row = gmm.interactions_.matrix[[0]]
-    p = gmm.predict_proba(gmm.profiles_of(user_row))
+    p = gmm.predict_proba(user_row)
     np.testing.assert_allclose(gmm._score(user_row, soft=True), p @ shares, atol=1e-5)
     # a newcomer who rated the favourites of two groups gets both groups' popular movies
     a = ratings[(ratings.userId == 1) & (ratings.rating >= 4)]
     b = ratings[(ratings.userId == 150) & (ratings.rating >= 4)]
     mixed = dict(zip(pd.concat([a, b]).movieId, pd.concat([a, b]).rating))
-    proba = gmm.predict_proba(gmm.profile_new(mixed).to_frame().T)[0]
+    proba = gmm.proba_of_profiles(gmm.profile_new(mixed).to_frame().T)[0]
     soft = gmm.recommend_new(mixed, 10, soft=True)
     seen = np.array(list(mixed))
     scores = proba @ shares
@@ -127,7 +127,8 @@ def test_new_user_is_assigned_from_their_ratings(gmm, data):
     template = ratings[ratings.userId == 3]  # a user of the first group
     new = dict(zip(template.movieId, template.rating))
     cluster = gmm.labels_[gmm.interactions_.user_rows([3])[0]]
-    assert gmm.predict(gmm.profile_new(new).to_frame().T)[0] == cluster
+    assert gmm.predict_profiles(gmm.profile_new(new).to_frame().T)[0] == cluster
+    assert gmm.assign_new(new)["cluster"] == cluster
     assert gmm.recommend_new(new, 5).tolist() == gmm.recommend(3, 5).tolist()
     as_frame = pd.DataFrame({"movieId": list(new), "rating": list(new.values())})
     assert gmm.recommend_new(as_frame, 5, soft=True).tolist() == gmm.recommend(3, 5, soft=True).tolist()
@@ -146,15 +147,15 @@ def test_bad_users_and_ratings_get_clear_errors(gmm):
             pytest.warns(ml.MovieLensWarning, match="1 rating"):
         gmm.recommend_new({123456: 4.0})
     with pytest.raises(ValueError, match="6 genre columns"):
-        gmm.predict(np.zeros((2, 4)))
+        gmm.predict_profiles(np.zeros((2, 4)))
     with pytest.raises(ValueError, match="ratings of one user"):
         gmm.recommend_new(pd.DataFrame({"userId": [1, 2], "movieId": [1, 2], "rating": [3.0, 4.0]}))
     with pytest.raises(NotFittedError):
         GMMRecommender().predict(np.zeros((1, 6)))
     with pytest.raises(ValueError, match="needs the movies frame"):
-        GMMRecommender().fit(pd.DataFrame({"userId": [1], "movieId": [1], "rating": [4.0]}))
+        GMMRecommender().fit_ratings(pd.DataFrame({"userId": [1], "movieId": [1], "rating": [4.0]}))
     with pytest.raises(ValueError, match="n_components must be 'bic' or a positive int"):
-        GMMRecommender(n_components="aic").fit(*clustered(5))
+        GMMRecommender(n_components="aic").fit_ratings(*clustered(5))
 
 
 def test_sklearn_conventions_and_fixed_k(data):
@@ -163,12 +164,12 @@ def test_sklearn_conventions_and_fixed_k(data):
     assert clone(model).get_params() == model.get_params()
     model.set_params(n_seeds=1)
     assert model.n_seeds == 1
-    model.fit(ratings, movies)
+    model.fit_ratings(ratings, movies)
     assert model.n_components_ == 3 and model.bic_.index.tolist() == [3]
-    again = clone(model).fit(ratings, movies)
+    again = clone(model).fit_ratings(ratings, movies)
     np.testing.assert_array_equal(model.labels_, again.labels_)  # seeded
     # model selection on a subset of users, final fit on all of them
-    sub = GMMRecommender(k_range=[2, 3, 4], n_seeds=2, bic_max_users=60).fit(ratings, movies)
+    sub = GMMRecommender(k_range=[2, 3, 4], n_seeds=2, bic_max_users=60).fit_ratings(ratings, movies)
     assert sub.n_components_ == 3 and len(sub.labels_) == 150
 
 
@@ -181,7 +182,7 @@ SMALL = pd.DataFrame({
 
 
 def test_popularity_orders_by_count_then_id_and_excludes_seen():
-    model = PopularityRecommender().fit(SMALL)
+    model = PopularityRecommender().fit_ratings(SMALL)
     # counts: movie 3 -> 4, movies 1 and 2 -> 2, movies 4 and 5 -> 1
     assert model.recommend(2, 5).tolist() == [1, 4, 5]
     assert model.recommend(2, 2, exclude_seen=False).tolist() == [3, 1]
@@ -210,12 +211,12 @@ def test_ease_equals_the_closed_form():
     # the recommender scores x_u @ B on the 0/1 pattern
     rows, cols = np.nonzero(X)
     ratings = pd.DataFrame({"userId": rows + 1, "movieId": cols + 1, "rating": 4.0})
-    model = EASERecommender(l2=lam, dtype="float64").fit(ratings)
+    model = EASERecommender(l2=lam, dtype="float64").fit_ratings(ratings)
     np.testing.assert_allclose(model.score_matrix([1, 2]), X[:2] @ B, atol=1e-10)
 
 
 def test_ease_max_items_limits_the_catalogue():
-    model = EASERecommender(l2=1.0, max_items=2).fit(SMALL)
+    model = EASERecommender(l2=1.0, max_items=2).fit_ratings(SMALL)
     # counts: movie 3 -> 4, movies 1 and 2 -> 2 (tie broken by id), movies 4 and 5 -> 1
     assert model.item_ids_[model.items_].tolist() == [1, 3]
     assert model.n_recommendable_ == 2
@@ -232,7 +233,7 @@ def test_item_knn_keeps_the_top_cosine_neighbours():
     rows, cols = np.nonzero(X)
     ratings = pd.DataFrame({"userId": rows + 1, "movieId": cols + 1, "rating": 3.0})
     k = 3
-    model = ItemKNNRecommender(n_neighbors=k, chunk_size=2).fit(ratings)
+    model = ItemKNNRecommender(n_neighbors=k, chunk_size=2).fit_ratings(ratings)
     S = cosine_similarity(X.T)
     np.fill_diagonal(S, 0.0)
     got = model.similarity_.toarray()
@@ -246,5 +247,5 @@ def test_item_knn_keeps_the_top_cosine_neighbours():
     dense = np.zeros_like(S)
     dense[np.nonzero(got)] = got[np.nonzero(got)]
     np.testing.assert_allclose(model.score_matrix([1, 2]), X[:2] @ dense, rtol=1e-5)
-    full = ItemKNNRecommender(n_neighbors=100).fit(ratings)  # more neighbours than items
+    full = ItemKNNRecommender(n_neighbors=100).fit_ratings(ratings)  # more neighbours than items
     np.testing.assert_allclose(full.similarity_.toarray(), S, atol=1e-6)

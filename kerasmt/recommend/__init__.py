@@ -6,10 +6,10 @@ baselines with the same interface, and the report's hold-out evaluation.
 
     ratings, movies = movielens.load("~/data/ml-latest-small")
     profiles = recommend.genre_profiles(ratings, movies)           # users x 19 genres
-    gmm = recommend.GMMRecommender().fit(ratings, movies)           # K by BIC over 1..10
+    gmm = recommend.GMMRecommender().fit_ratings(ratings, movies)   # K by BIC over 1..10
     gmm.recommend(4, n=5), gmm.recommend(4, n=5, soft=True)
     split = recommend.holdout_split(ratings, n_users=100, min_ratings=100, n_remove=50, seed=0)
-    ease = recommend.EASERecommender().fit(split.train)
+    ease = recommend.EASERecommender().fit_ratings(split.train)
     recommend.evaluate(ease, split).summary                         # accuracy@5, ndcg@10, ...
 """
 from kerasmt.recommend.base import BaseRecommender, popularity_order
@@ -33,7 +33,7 @@ from kerasmt.recommend.evaluation import (
     ranking_metrics,
     recall_at_k,
 )
-from kerasmt.recommend.gmm import GMMRecommender
+from kerasmt.recommend.gmm import GMMRecommender, collapsed_components, component_log_prob
 from kerasmt.recommend.profiles import (
     Interactions,
     UnknownUserError,
@@ -45,7 +45,7 @@ from kerasmt.recommend.profiles import (
 )
 
 __all__ = [
-    "BaseRecommender", "EASERecommender", "GMMRecommender", "HoldoutResult", "HoldoutSplit",
+    "BaseRecommender", "EASERecommender", "GMMRecommender", "collapsed_components", "component_log_prob", "HoldoutResult", "HoldoutSplit",
     "Interactions", "ItemKNNRecommender", "PopularityRecommender", "UnknownUserError", "accuracy",
     "ease_weights", "evaluate", "genre_matrix", "genre_profiles", "genre_profiles_rowwise",
     "gram_matrix", "histogram_intersection", "holdout_split", "interaction_matrix",

@@ -1,7 +1,8 @@
 """The interface every recommender of :mod:`kerasmt.recommend` shares.
 
-A recommender is a scikit-learn estimator fitted on a ratings frame (``userId``, ``movieId``,
-``rating``) and, where it needs genres, the movies frame. It scores every catalogue item for a
+A recommender is a scikit-learn estimator fitted on a users x items rating matrix (``fit``), or
+on a ratings frame (``userId``, ``movieId``, ``rating``) and, where it needs genres, the movies
+frame (``fit_ratings``). It scores every catalogue item for a
 block of users (:meth:`BaseRecommender.score_matrix`, users in chunks so that 162 k users x 60 k
 movies never exist as one dense array) and returns the top ``n`` movie ids, movies the user has
 rated excluded:
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 
 from kerasmt.datasets.movielens import MovieLensWarning, clean_ratings
 from kerasmt.recommend.profiles import Interactions, interaction_matrix
@@ -50,23 +51,90 @@ def _new_user_frame(ratings: Any) -> pd.DataFrame:
     return frame
 
 
+#: columns that make a frame a long ratings table (for ``fit_ratings``), not a user x item matrix
+_RATINGS_TABLE_COLUMNS = ("userId", "movieId", "rating")
+
+
 class BaseRecommender(BaseEstimator):
     """Shared fit / recommend logic; subclasses implement ``_fit`` and ``_score``.
+
+    **Input contract** (as scikit-learn's and ``implicit``'s recommenders): ``fit(X)`` takes a
+    users x items rating matrix ``X`` (SciPy sparse, any format, or a dense array / numeric
+    frame): row ``i`` is a user, column ``j`` an item, a positive entry the user's rating (or any
+    positive strength), 0 or no entry = not rated. Negative, NaN or infinite entries, an empty
+    matrix and a 1-D array are ``ValueError``. ``user_ids`` / ``item_ids`` name the rows and
+    columns (default ``0..n-1``). ``y`` is ignored. :meth:`fit_ratings` is the helper for a
+    MovieLens-style ratings table (``userId``, ``movieId``, ``rating``) and the movies table.
 
     Fitted attributes: ``interactions_`` (:class:`~kerasmt.recommend.profiles.Interactions`),
     ``user_ids_``, ``item_ids_`` (the catalogue: every movie of ``movies`` and every rated one),
     ``item_counts_`` (ratings per item), ``recommendable_`` (items with at least one rating: only
-    these are recommended).
+    these are recommended), ``n_features_in_`` (= number of items).
     """
 
-    #: whether ``fit`` needs the movies frame
+    #: whether ``fit_ratings`` needs the movies frame
     _needs_movies = False
 
-    def fit(self, ratings: pd.DataFrame, movies: pd.DataFrame | None = None) -> "BaseRecommender":
-        """Fit on a ratings frame (``userId``, ``movieId``, ``rating``) and the movies frame
-        (``movieId``, ``genres``; required by models that use genres). Returns ``self``."""
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.input_tags.positive_only = True  # ratings: 0 = not rated
+        tags.input_tags.allow_nan = False
+        tags.target_tags.required = False
+        return tags
+
+    def _validate_matrix(self, X, reset: bool, where: str) -> sp.csr_matrix:
+        """``X`` as a CSR float32 users x items matrix (checked; see the class docstring)."""
+        if isinstance(X, pd.DataFrame) and any(c in X.columns for c in _RATINGS_TABLE_COLUMNS):
+            raise ValueError(
+                f"{type(self).__name__}.{where}: X has columns {list(X.columns)[:6]}, a ratings table; "
+                f"{where} takes a users x items rating matrix. For a table of (userId, movieId, rating) "
+                f"rows call fit_ratings(ratings, movies) (or recommend_new for one user's ratings)")
+        try:
+            X = validate_data(self, X, accept_sparse="csr", dtype=(np.float64, np.float32), reset=reset)
+        except ValueError as exc:
+            raise ValueError(f"{type(self).__name__}.{where}: X must be a users x items rating matrix "
+                             f"(finite, non-negative, 2-D, at least one user and item): {exc}") from exc
+        check_non_negative(X, f"{type(self).__name__}.{where}")
+        X = sp.csr_matrix(X, dtype=np.float32)
+        X.eliminate_zeros()
+        X.sort_indices()
+        return X
+
+    def fit(self, X, y=None, *, user_ids=None, item_ids=None, **fit_params) -> "BaseRecommender":
+        """Fit on a users x items rating matrix ``X`` (see the class docstring); ``user_ids`` and
+        ``item_ids`` name its rows and columns. Returns ``self``."""
+        X = self._validate_matrix(X, reset=True, where="fit")
+        n_users, n_items = X.shape
+        user_ids = np.arange(n_users) if user_ids is None else np.asarray(user_ids)
+        item_ids = np.arange(n_items) if item_ids is None else np.asarray(item_ids)
+        for name, ids, n in (("user_ids", user_ids, n_users), ("item_ids", item_ids, n_items)):
+            if ids.shape != (n,):
+                raise ValueError(f"{name} must hold {n} ids (one per {'row' if name == 'user_ids' else 'column'} "
+                                 f"of X), got shape {ids.shape}")
+            if len(np.unique(ids)) != n:
+                raise ValueError(f"{name} holds duplicates")
+        inter = Interactions(X, user_ids, item_ids)
+        self.interactions_ = inter
+        self.user_ids_ = inter.user_ids
+        self.item_ids_ = inter.item_ids
+        self.item_counts_ = np.bincount(inter.matrix.indices, minlength=inter.shape[1]).astype(np.int64)
+        self.recommendable_ = self.item_counts_ > 0
+        self._fit(inter, **fit_params)
+        return self
+
+    def fit_ratings(self, ratings: pd.DataFrame, movies: pd.DataFrame | None = None) -> "BaseRecommender":
+        """Fit on a ratings table (``userId``, ``movieId``, ``rating``; checked like
+        :func:`~kerasmt.datasets.movielens.clean_ratings`, errors name the row) and the movies
+        table (``movieId``, ``title``, ``genres``; required by models that use genres, and it
+        makes every listed movie part of the catalogue). Returns ``self``."""
+        if not isinstance(ratings, pd.DataFrame):
+            raise TypeError(f"ratings must be a DataFrame with columns {list(_RATINGS_TABLE_COLUMNS)}, got "
+                            f"{type(ratings).__name__} (for a users x items matrix call fit)")
         if movies is None and self._needs_movies:
-            raise ValueError(f"{type(self).__name__}.fit needs the movies frame (movieId, title, genres)")
+            raise ValueError(f"{type(self).__name__}.fit_ratings needs the movies frame (movieId, title, genres)")
+        if len(ratings) == 0:
+            raise ValueError("ratings is empty: nothing to fit")
         ratings = clean_ratings(ratings, source="ratings")
         if len(ratings) == 0:
             raise ValueError("ratings is empty: nothing to fit")
@@ -76,16 +144,15 @@ class BaseRecommender(BaseEstimator):
                 raise ValueError(f"movies: missing column 'movieId'; found {list(movies.columns)}")
             item_ids = np.union1d(movies["movieId"].to_numpy(), ratings["movieId"].to_numpy())
         inter = interaction_matrix(ratings, item_ids=item_ids, source="ratings", validate=False)
-        self.interactions_ = inter
-        self.user_ids_ = inter.user_ids
-        self.item_ids_ = inter.item_ids
-        self.item_counts_ = np.bincount(inter.matrix.indices, minlength=inter.shape[1]).astype(np.int64)
-        self.recommendable_ = self.item_counts_ > 0
-        self._fit(inter, movies)
-        return self
+        return self.fit(inter.matrix, user_ids=inter.user_ids, item_ids=inter.item_ids,
+                        **self._side_data(movies, inter.item_ids))
+
+    def _side_data(self, movies: pd.DataFrame | None, item_ids: np.ndarray) -> dict:
+        """Extra ``fit`` arguments derived from the movies table (the GMM's genre matrix)."""
+        return {}
 
     # -- subclass hooks
-    def _fit(self, inter: Interactions, movies: pd.DataFrame | None) -> None:  # pragma: no cover
+    def _fit(self, inter: Interactions, **fit_params) -> None:  # pragma: no cover
         raise NotImplementedError
 
     def _score(self, rows: sp.csr_matrix, **kwargs) -> np.ndarray:  # pragma: no cover

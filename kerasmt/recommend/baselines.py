@@ -31,7 +31,7 @@ class PopularityRecommender(BaseRecommender):
     def __init__(self):
         pass
 
-    def _fit(self, inter: Interactions, movies: pd.DataFrame | None) -> None:
+    def _fit(self, inter: Interactions) -> None:
         self.order_ = popularity_order(self.item_counts_)
         self._scores = rank_scores(self.order_)
 
@@ -54,7 +54,7 @@ class ItemKNNRecommender(BaseRecommender):
         self.chunk_size = chunk_size
         self.dtype = dtype
 
-    def _fit(self, inter: Interactions, movies: pd.DataFrame | None) -> None:
+    def _fit(self, inter: Interactions) -> None:
         if int(self.n_neighbors) < 1:
             raise ValueError(f"n_neighbors must be >= 1, got {self.n_neighbors}")
         B = inter.binary(self.dtype)
@@ -180,7 +180,7 @@ class EASERecommender(BaseRecommender):
         self.dtype = dtype
         self.solver = solver
 
-    def _fit(self, inter: Interactions, movies: pd.DataFrame | None) -> None:
+    def _fit(self, inter: Interactions) -> None:
         order = popularity_order(self.item_counts_)
         order = order[self.item_counts_[order] > 0]
         if self.max_items is not None:

@@ -132,7 +132,7 @@ def fit_gmm(
     """The report's GMM recommender on all ratings, K chosen by the seed-averaged BIC."""
     model = GMMRecommender(n_components=n_components, k_range=k_range, n_seeds=n_seeds,
                            covariance_type=covariance_type, random_state=seed)
-    return model.fit(data.ratings, data.movies)
+    return model.fit_ratings(data.ratings, data.movies)
 
 
 def report_intersections(model: GMMRecommender) -> pd.DataFrame:
@@ -234,7 +234,7 @@ def run_holdout(
     fit_seconds: dict[str, float] = {}
     for name, model in models.items():
         start = time.perf_counter()
-        model.fit(split.train, data.movies)
+        model.fit_ratings(split.train, data.movies)
         fit_seconds[name] = time.perf_counter() - start
         if name == "gmm":
             results["gmm_hard"] = evaluate(model, split, k, accuracy_n, name="gmm_hard", soft=False)
