@@ -170,11 +170,46 @@ def _build_parser() -> argparse.ArgumentParser:
                       help="with --local-workers: stop everything after this many seconds")
     tune.add_argument("-v", "--verbose", type=int, default=0, metavar="N", help="Keras verbosity of the trials")
 
+    rec = sub.add_parser(
+        "recommend", help="movie recommendations from a saved recommender",
+        description="Recommend movies with a recommender saved by the recommender study "
+        "(<out>/models/recommender_gmm.joblib): for a user of its training data (--user) or a new "
+        "user given a few ratings (--rate MOVIE=RATING, MOVIE a movie id or title). Loads a pickle: "
+        "use only model files you trust.",
+    )
+    rec.add_argument("model", metavar="MODEL", help="a .joblib file written by kerasmt.recommend.save_model")
+    who = rec.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", type=int, metavar="ID", help="a userId of the training ratings")
+    who.add_argument("--rate", action="append", metavar="MOVIE=RATING",
+                     help="a new user's rating (repeatable), e.g. --rate 1=5 --rate 'Heat (1995)=4'")
+    rec.add_argument("--n", type=int, default=10, metavar="N", help="number of movies (default 10)")
+    rec.add_argument("--soft", action="store_true", help="GMM: mix the clusters' lists by probability")
+    rec.add_argument("--temperature", type=float, default=1.0, metavar="T",
+                     help="GMM with --soft: posterior temperature (default 1; >1 mixes more)")
+
     lst = sub.add_parser("list", help="list the study notebooks, or one study's parameters",
                          description="List the study notebooks found and which are finished; with STUDY, "
                          "print that study's parameters cell (the names -p accepts, defaults and meaning).")
     lst.add_argument("study", metavar="STUDY", nargs="?", help="show this study's parameters")
     return parser
+
+
+def _cmd_recommend(args: argparse.Namespace) -> int:
+    from kerasmt import recommend
+
+    model = recommend.load_model(args.model)
+    ratings = None if args.rate is None else recommend.parse_ratings(args.rate, model)
+    table = recommend.recommend_titles(model, user=args.user, ratings=ratings, n=args.n,
+                                       soft=args.soft, temperature=args.temperature)
+    who = f"user {args.user}" if args.user is not None else f"new user ({len(ratings)} ratings)"
+    if "cluster" in table.attrs:
+        proba = table.attrs["proba"]
+        who += (f": cluster {table.attrs['cluster']} (P = {proba[table.attrs['cluster']]:.2f}; "
+                f"all: {' '.join(f'{p:.2f}' for p in proba)})")
+    print(f"{type(model).__name__}, {who}")
+    for rank, movie, title in table[["rank", "movieId", "title"]].itertuples(index=False):
+        print(f"{rank:>3}. {title} (movieId {movie})")
+    return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -331,6 +366,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_demo(args)
         if args.command == "list":
             return _cmd_list(args.study)
+        if args.command == "recommend":
+            try:
+                return _cmd_recommend(args)
+            except (ValueError, OSError, KeyError, TypeError) as exc:  # unknown user is a KeyError
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
         if args.command == "tune":
             from kerasmt.distributed_tuning import TuneError
 

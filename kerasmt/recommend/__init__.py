@@ -34,6 +34,7 @@ from kerasmt.recommend.evaluation import (
     recall_at_k,
 )
 from kerasmt.recommend.gmm import GMMRecommender, collapsed_components, component_log_prob
+from kerasmt.recommend.saving import load_model, parse_ratings, recommend_titles, save_model
 from kerasmt.recommend.profiles import (
     Interactions,
     UnknownUserError,
@@ -50,5 +51,6 @@ __all__ = [
     "ease_weights", "evaluate", "genre_matrix", "genre_profiles", "genre_profiles_rowwise",
     "gram_matrix", "histogram_intersection", "holdout_split", "interaction_matrix",
     "intersection_table", "ndcg_at_k", "popularity_order", "precision_at_k",
-    "profiles_from_matrix", "ranking_metrics", "recall_at_k",
+    "profiles_from_matrix", "ranking_metrics", "recall_at_k", "save_model", "load_model",
+    "parse_ratings", "recommend_titles",
 ]

@@ -135,6 +135,15 @@ def fit_gmm(
     return model.fit_ratings(data.ratings, data.movies)
 
 
+def save_gmm(model: GMMRecommender, data: RecommenderData, out_dir: str | Path) -> Path:
+    """Save the fitted GMM recommender with the movie titles as
+    ``<out_dir>/models/recommender_gmm.joblib`` (apply it with ``kerasmt recommend PATH --user ID``
+    or :func:`kerasmt.recommend.load_model`)."""
+    from kerasmt.recommend import save_model
+
+    return save_model(model, Path(out_dir) / "models" / "recommender_gmm.joblib", data.movies)
+
+
 def report_intersections(model: GMMRecommender) -> pd.DataFrame:
     """Histogram intersection between every pair of cluster centres, beside the report's
     values where the report has that pair (clusters numbered from 0 here, from 1 there)."""
