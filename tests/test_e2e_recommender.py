@@ -16,7 +16,7 @@ from kerasmt.datasets import STUDY_DATASETS
 from kerasmt.runner import FINISHED_STUDIES
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "recommender.ipynb"
-METHODS = {"gmm_hard", "gmm_soft", "popularity", "item_knn", "ease"}
+METHODS = {"gmm_hard", "gmm_soft", "gmm_tempered", "gmm_shares", "popularity", "item_knn", "ease"}
 METRICS = {"accuracy@5", "precision@10", "recall@10", "ndcg@10", "coverage"}
 
 

@@ -131,3 +131,57 @@ def test_personalised_baselines_beat_popularity_on_the_synthetic_data(demo):
         assert scores[name]["coverage"] > pop["coverage"], scores
     assert scores["gmm"]["ndcg@10"] >= pop["ndcg@10"] - 0.02, scores
     assert all(0 <= v <= 1 for s in scores.values() for v in s.values())
+
+
+# ------------------------------------------------------------------------ issue 17: protocols
+def _timed() -> pd.DataFrame:
+    rows = [(u, m, float(1 + (u + m) % 5), 1000 * u + 37 * m % 101) for u in range(1, 7) for m in range(1, 13)]
+    return pd.DataFrame(rows, columns=["userId", "movieId", "rating", "timestamp"])
+
+
+def test_time_ordered_holdout_removes_each_users_latest_ratings():
+    ratings = _timed()
+    split = holdout_split(ratings, n_users=4, min_ratings=10, n_remove=3, seed=2, order="time")
+    assert split.order == "time"
+    for user in split.users:
+        mine = ratings[ratings.userId == user].sort_values("timestamp")
+        assert sorted(split.test[split.test.userId == user].movieId) == sorted(mine.movieId.iloc[-3:])
+    random = holdout_split(ratings, n_users=4, min_ratings=10, n_remove=3, seed=2)
+    assert random.order == "random" and not random.test.equals(split.test)
+    with pytest.raises(ValueError, match="order must be 'random' or 'time'"):
+        holdout_split(ratings, n_users=4, min_ratings=10, n_remove=3, order="latest")
+    with pytest.raises(ValueError, match="needs the ratings' timestamps"):
+        holdout_split(ratings.drop(columns="timestamp"), n_users=4, min_ratings=10, n_remove=3, order="time")
+
+
+def test_relevance_threshold_counts_only_liked_removed_movies():
+    ratings = _timed()
+    split = holdout_split(ratings, n_users=3, min_ratings=10, n_remove=6, seed=0)
+    liked = split.relevant(4.0)
+    for user, ids in zip(split.users, liked):
+        removed = split.test[split.test.userId == user]
+        assert ids.tolist() == sorted(removed.movieId[removed.rating >= 4])
+    model = PopularityRecommender().fit_ratings(split.train)
+    every = evaluate(model, split, k=5, accuracy_n=5)
+    good = evaluate(model, split, k=5, accuracy_n=5, min_rating=4.0)
+    np.testing.assert_array_equal(good.recommendations, every.recommendations)
+    assert (good.per_user["hits@5"] <= every.per_user["hits@5"]).all()
+    again = evaluate(model, split, k=5, accuracy_n=5, min_rating=4.0, recommendations=every.recommendations)
+    assert again.summary == good.summary
+
+
+def test_paired_bootstrap_intervals_and_verdicts():
+    from kerasmt.recommend import paired_bootstrap
+
+    rng = np.random.default_rng(0)
+    a = rng.random(200)
+    same = paired_bootstrap(a, a)
+    assert same["diff"] == 0 and same["low"] == same["high"] == 0 and same["verdict"] == "tie"
+    up = paired_bootstrap(a + 0.1, a)
+    assert up["verdict"] == "better" and up["low"] == pytest.approx(0.1) and up["high"] == pytest.approx(0.1)
+    noisy = paired_bootstrap(a, a[::-1], n_boot=1000, seed=3)
+    assert noisy["low"] < noisy["diff"] < noisy["high"] and noisy["verdict"] == "tie"
+    assert paired_bootstrap(a, a[::-1], n_boot=1000, seed=3) == noisy  # seeded
+    assert paired_bootstrap(a - 0.5, a)["verdict"] == "worse"
+    with pytest.raises(ValueError, match="same non-zero length"):
+        paired_bootstrap(a, a[:5])

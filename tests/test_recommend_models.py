@@ -249,3 +249,39 @@ def test_item_knn_keeps_the_top_cosine_neighbours():
     np.testing.assert_allclose(model.score_matrix([1, 2]), X[:2] @ dense, rtol=1e-5)
     full = ItemKNNRecommender(n_neighbors=100).fit_ratings(ratings)  # more neighbours than items
     np.testing.assert_allclose(full.similarity_.toarray(), S, atol=1e-6)
+
+
+# ------------------------------------------------------ issue 17: tempered posteriors, collapse
+def test_tempered_posteriors(gmm, data):
+    X = gmm.interactions_.matrix[:20]
+    np.testing.assert_allclose(gmm.predict_proba(X), gmm.gmm_.predict_proba(gmm.profiles_of(X)), atol=1e-9)
+    hot = gmm.predict_proba(X, temperature=50.0)
+    np.testing.assert_allclose(hot.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(hot.argmax(axis=1), gmm.predict(X))  # tempering keeps the order
+    assert hot.max(axis=1).mean() < gmm.predict_proba(X).max(axis=1).mean()
+    assert gmm.recommend(1, 5, soft=True, temperature=1e6).tolist() != gmm.recommend(1, 5, soft=True).tolist()
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        gmm.predict_proba(X, temperature=0)
+
+
+def test_collapsed_components_are_detected_and_reported():
+    ratings, movies = clustered()
+    horror = movies.movieId[movies.genres == "Horror"]
+    never = ratings[~((ratings.userId > 100) & ratings.movieId.isin(horror))]  # group 3 never rates Horror
+    with pytest.warns(UserWarning, match=r"1 of 3 component\(s\) collapsed"):
+        model = GMMRecommender(n_components=3, n_seeds=2, random_state=0).fit_ratings(never, movies)
+    table = model.collapsed_components_
+    assert len(table) == 1 and table["genres"].iloc[0] == ["Horror"] and table["value"].iloc[0] == [0.0]
+    assert table["users"].iloc[0] == 50
+    clean = GMMRecommender(n_components=3, n_seeds=2, random_state=0).fit_ratings(ratings, movies)
+    assert clean.collapsed_components_.empty
+
+
+def test_watch_share_features():
+    ratings = pd.DataFrame({"userId": [1, 1, 1, 2], "movieId": [1, 2, 3, 3], "rating": [5.0, 1.0, 2.0, 4.0]})
+    movies = pd.DataFrame({"movieId": [1, 2, 3], "title": ["a", "b", "c"], "genres": ["Action|Drama", "Drama", "Comedy"]})
+    model = GMMRecommender(n_components=1, n_seeds=1, features="watch_share").fit_ratings(ratings, movies)
+    np.testing.assert_allclose(model.profiles_.loc[1, ["Action", "Comedy", "Drama"]], [1 / 3, 1 / 3, 2 / 3])
+    np.testing.assert_allclose(model.profiles_.loc[2, ["Action", "Comedy", "Drama"]], [0, 1, 0])
+    with pytest.raises(ValueError, match="features must be 'mean_rating' or 'watch_share'"):
+        GMMRecommender(features="votes").fit_ratings(ratings, movies)

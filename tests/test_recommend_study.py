@@ -46,3 +46,48 @@ def test_study_steps_and_metrics(data, tmp_path):
     rows = study.sample_rows(320, 100, seed=0)
     assert len(rows) == 100 and np.all(np.diff(rows) > 0)
     assert len(study.sample_rows(50, 100)) == 50
+
+
+def test_holdout_k_on_training_ratings_bootstrap_soft_protocols_and_segments(data):
+    kw = dict(n_users=15, min_ratings=40, n_remove=10, seed=1, n_seeds=1, k_range=(1, 2, 3), n_boot=200)
+    holdout = study.run_holdout(data, **kw)
+    gmm = holdout.models["gmm"]
+    assert gmm.bic_.index.tolist() == [1, 2, 3] and holdout.k_train == gmm.n_components_
+    assert len(gmm.user_ids_) == 320 and len(gmm.interactions_.matrix.data) == len(holdout.split.train)
+    boot = holdout.bootstrap
+    assert boot.index.tolist() == [m for m in study.METHODS if m != "popularity"]
+    assert set(boot["accuracy@5 verdict"]) <= {"better", "worse", "tie"}
+    assert (boot["accuracy@5 low"] <= boot["accuracy@5 diff"]).all()
+    assert holdout.soft["temperature"] == 19.0
+    assert 0 <= holdout.soft["same_top_k_soft"] <= 1
+    text = study.bootstrap_sentences(boot)
+    row = boot.loc["ease"]
+    assert f"ease: accuracy@5 {row['accuracy@5 diff']:+.3f} vs popularity" in text
+    assert "top posterior above 0.99" in study.soft_sentence(holdout.soft)
+    protocols = study.protocol_table(data, first=holdout, **kw)
+    assert protocols.columns.tolist() == ["random, any removed", "random, rated >= 4", "time, any removed",
+                                          "time, rated >= 4"]
+    assert protocols.loc["gmm_hard", "random, any removed"] == pytest.approx(holdout.results["gmm_hard"].summary["accuracy@5"])
+    assert study.protocol_sentence(protocols).count("\n") == 3
+    # planted segments of the synthetic generator: ARI of the clusters against them
+    truth = study.ml.planted_segments(**data.synth_params)
+    assert len(truth) == 320 and truth.nunique() == 4
+    segments = study.segment_recovery(data, {"a": gmm, "b": holdout.models["gmm_shares"]})
+    assert segments["ARI vs planted segments"].between(-1, 1).all()
+    assert segments.loc["b", "features"] == "watch_share"
+    assert "ARI" in study.closing_sentence(holdout, segments)
+    assert "component" in study.collapsed_sentence(gmm)
+    metrics = study.metrics_summary(data, gmm, holdout, 0.1, protocols=protocols, segments=segments)
+    assert metrics["bic"]["best_k_train"] == holdout.k_train
+    assert set(metrics["bootstrap"]) == set(boot.index) and metrics["soft"] == holdout.soft
+    assert set(metrics["protocols"]) == set(protocols.columns)
+
+
+def test_saved_study_model_applies(data, tmp_path):
+    from kerasmt import recommend
+
+    gmm = study.fit_gmm(data, k_range=[1, 2], n_seeds=1, seed=1)
+    path = study.save_gmm(gmm, data, tmp_path)
+    assert path == tmp_path / "models" / "recommender_gmm.joblib"
+    table = recommend.recommend_titles(recommend.load_model(path), user=4, n=3)
+    assert table["title"].tolist() == study.titles(data.movies, gmm.recommend(4, 3))

@@ -648,31 +648,9 @@ def default_sizes(n: int, n_users: int | None = None, n_movies: int | None = Non
     return int(n_users), int(n_movies)
 
 
-def synthesize_frames(
-    n: int = 100_836,
-    n_users: int | None = None,
-    n_movies: int | None = None,
-    n_segments: int = 4,
-    seed: int = 0,
-) -> MovieLens:
-    """The synthetic ``MovieLens(ratings, movies)`` that :func:`synthesize` writes (in memory).
-
-    ``n`` ratings exactly (each user at least 20, at most a third of the catalogue), user ids
-    ``1..n_users``; sizes left at ``None`` follow :func:`default_sizes` (ml-latest-small's 610
-    users and 9,742 movies for the default ``n``). Vectorised throughout: 25 M ratings / 162 k
-    users / 60 k movies take about two minutes and 3 GB. See the module docstring for what the
-    data look like.
-    """
-    n_users, n_movies = default_sizes(n, n_users, n_movies)
-    if n_users < 1 or n_movies < 10:
-        raise ValueError(f"need n_users >= 1 and n_movies >= 10, got {n_users}, {n_movies}")
-    cap = max(20, n_movies // 3)
-    if not 20 * n_users <= n <= cap * n_users:
-        raise ValueError(f"n={n} ratings must lie in [20 * n_users, {cap} * n_users] = "
-                         f"[{20 * n_users}, {cap * n_users}] (every MovieLens user has >= 20 ratings)")
-    if n_segments < 1:
-        raise ValueError(f"n_segments must be >= 1, got {n_segments}")
-    rng = np.random.default_rng(seed)
+def _design(rng: np.random.Generator, n_users: int, n_movies: int, n_segments: int) -> dict:
+    """The first draws of :func:`synthesize_frames` (movies, segments, each user's segment), in
+    their order, so that :func:`planted_segments` can replay them without drawing ratings."""
     n_genres = len(GENRES)
 
     # ---- movies: ids, genres, titles, popularity and quality
@@ -705,6 +683,49 @@ def synthesize_frames(
         taste[s, picks[3:6]] -= 1.6  # avoided genres
     favourite = rng.normal(0.0, 1.0, (n_segments, n_movies))
     segment = rng.choice(n_segments, size=n_users, p=share)
+    return dict(n_genres=n_genres, movie_ids=movie_ids, onehot=onehot, years=years, movies=movies,
+                popularity=popularity, quality=quality, taste=taste, favourite=favourite, segment=segment)
+
+
+def planted_segments(n: int = 100_836, n_users: int | None = None, n_movies: int | None = None,
+                     n_segments: int = 4, seed: int = 0) -> pd.Series:
+    """The latent segment of every user (index userId) of the synthetic MovieLens that
+    :func:`synthesize_frames` / :func:`synthesize` make with these arguments: the ground truth a
+    clustering of the users can be scored against (adjusted Rand index)."""
+    n_users, n_movies = default_sizes(n, n_users, n_movies)
+    d = _design(np.random.default_rng(seed), n_users, n_movies, n_segments)
+    return pd.Series(d["segment"], index=pd.Index(np.arange(1, n_users + 1), name="userId"), name="segment")
+
+
+def synthesize_frames(
+    n: int = 100_836,
+    n_users: int | None = None,
+    n_movies: int | None = None,
+    n_segments: int = 4,
+    seed: int = 0,
+) -> MovieLens:
+    """The synthetic ``MovieLens(ratings, movies)`` that :func:`synthesize` writes (in memory).
+
+    ``n`` ratings exactly (each user at least 20, at most a third of the catalogue), user ids
+    ``1..n_users``; sizes left at ``None`` follow :func:`default_sizes` (ml-latest-small's 610
+    users and 9,742 movies for the default ``n``). Vectorised throughout: 25 M ratings / 162 k
+    users / 60 k movies take about two minutes and 3 GB. See the module docstring for what the
+    data look like.
+    """
+    n_users, n_movies = default_sizes(n, n_users, n_movies)
+    if n_users < 1 or n_movies < 10:
+        raise ValueError(f"need n_users >= 1 and n_movies >= 10, got {n_users}, {n_movies}")
+    cap = max(20, n_movies // 3)
+    if not 20 * n_users <= n <= cap * n_users:
+        raise ValueError(f"n={n} ratings must lie in [20 * n_users, {cap} * n_users] = "
+                         f"[{20 * n_users}, {cap * n_users}] (every MovieLens user has >= 20 ratings)")
+    if n_segments < 1:
+        raise ValueError(f"n_segments must be >= 1, got {n_segments}")
+    rng = np.random.default_rng(seed)
+    d = _design(rng, n_users, n_movies, n_segments)
+    n_genres, movie_ids, onehot, years, movies = d["n_genres"], d["movie_ids"], d["onehot"], d["years"], d["movies"]
+    popularity, quality, taste, favourite, segment = (d["popularity"], d["quality"], d["taste"],
+                                                      d["favourite"], d["segment"])
     user_taste = taste[segment] + rng.normal(0.0, 0.45, (n_users, n_genres))
     counts = _activity(n_users, n, cap, rng)
 

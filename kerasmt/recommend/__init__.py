@@ -29,6 +29,7 @@ from kerasmt.recommend.evaluation import (
     holdout_split,
     intersection_table,
     ndcg_at_k,
+    paired_bootstrap,
     precision_at_k,
     ranking_metrics,
     recall_at_k,
@@ -43,6 +44,7 @@ from kerasmt.recommend.profiles import (
     genre_profiles_rowwise,
     interaction_matrix,
     profiles_from_matrix,
+    watch_shares_from_matrix,
 )
 
 __all__ = [
@@ -52,5 +54,5 @@ __all__ = [
     "gram_matrix", "histogram_intersection", "holdout_split", "interaction_matrix",
     "intersection_table", "ndcg_at_k", "popularity_order", "precision_at_k",
     "profiles_from_matrix", "ranking_metrics", "recall_at_k", "save_model", "load_model",
-    "parse_ratings", "recommend_titles",
+    "parse_ratings", "recommend_titles", "paired_bootstrap", "watch_shares_from_matrix",
 ]

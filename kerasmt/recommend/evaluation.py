@@ -31,9 +31,13 @@ class HoldoutSplit:
     min_ratings: int
     seed: int
 
-    def relevant(self) -> list[np.ndarray]:
-        """The removed movie ids of each user of :attr:`users`, in that order."""
-        groups = self.test.groupby("userId")["movieId"].apply(lambda s: np.sort(s.to_numpy()))
+    order: str = "random"
+
+    def relevant(self, min_rating: float | None = None) -> list[np.ndarray]:
+        """The removed movie ids of each user of :attr:`users`, in that order: all of them (the
+        report's "any removed movie"), or those rated at least ``min_rating`` (e.g. 4: "liked")."""
+        test = self.test if min_rating is None else self.test[self.test["rating"] >= min_rating]
+        groups = test.groupby("userId")["movieId"].apply(lambda s: np.sort(s.to_numpy()))
         return [groups.get(u, np.empty(0, dtype=np.int64)) for u in self.users]
 
 
@@ -43,10 +47,15 @@ def holdout_split(
     min_ratings: int = 100,
     n_remove: int = 50,
     seed: int = 0,
+    order: str = "random",
 ) -> HoldoutSplit:
     """The report's hold-out: ``n_users`` random users (``None``: all) among those with at least
-    ``min_ratings`` ratings, each losing ``n_remove`` random rated movies. ``min_ratings`` must
-    exceed ``n_remove`` so every test user keeps a history. Vectorised; fixed by ``seed``."""
+    ``min_ratings`` ratings, each losing ``n_remove`` rated movies: random ones (``order=
+    "random"``, the report) or their latest ones (``"time"``: by timestamp, ties at random), which
+    asks the model to predict a user's future rather than fill gaps in their past. ``min_ratings``
+    must exceed ``n_remove`` so every test user keeps a history. Vectorised; fixed by ``seed``."""
+    if order not in ("random", "time"):
+        raise ValueError(f"order must be 'random' or 'time', got {order!r}")
     if n_remove < 1:
         raise ValueError(f"n_remove must be >= 1, got {n_remove}")
     if min_ratings <= n_remove:
@@ -66,15 +75,21 @@ def holdout_split(
     users = np.sort(rng.choice(eligible, size=n_users, replace=False))
     chosen = np.flatnonzero(np.isin(ratings["userId"].to_numpy(), users))
     key = rng.random(len(chosen))
-    order = np.lexsort((key, ratings["userId"].to_numpy()[chosen]))
-    ranked = chosen[order]
+    if order == "time":
+        if "timestamp" not in ratings.columns or not ratings["timestamp"].to_numpy().any():
+            raise ValueError("order='time' needs the ratings' timestamps (the column is missing or all 0)")
+        latest_first = -ratings["timestamp"].to_numpy()[chosen]
+        rank = np.lexsort((key, latest_first, ratings["userId"].to_numpy()[chosen]))
+    else:
+        rank = np.lexsort((key, ratings["userId"].to_numpy()[chosen]))
+    ranked = chosen[rank]
     position = pd.Series(ratings["userId"].to_numpy()[ranked]).groupby(
         ratings["userId"].to_numpy()[ranked]).cumcount().to_numpy()
     removed = np.zeros(len(ratings), dtype=bool)
     removed[ranked[position < n_remove]] = True
     train = ratings.loc[~removed].reset_index(drop=True)
     test = ratings.loc[removed].sort_values(["userId", "movieId"]).reset_index(drop=True)
-    return HoldoutSplit(train, test, users, int(n_remove), int(min_ratings), int(seed))
+    return HoldoutSplit(train, test, users, int(n_remove), int(min_ratings), int(seed), order)
 
 
 def ranking_metrics(
@@ -196,6 +211,8 @@ def evaluate(
     accuracy_n: int = 5,
     name: str | None = None,
     chunk_size: int = 512,
+    min_rating: float | None = None,
+    recommendations: np.ndarray | None = None,
     **recommend_kwargs,
 ) -> HoldoutResult:
     """Score a recommender fitted on ``split.train`` on the removed movies of ``split.users``.
@@ -204,14 +221,45 @@ def evaluate(
     ``accuracy@{accuracy_n}`` (the report's metric), ``precision@k``, ``recall@k``, ``ndcg@k``,
     and ``coverage`` (distinct movies in the top-k lists / movies the model can recommend).
     ``recommend_kwargs`` go to ``recommend_batch`` (e.g. ``soft=True`` for the GMM).
+    ``min_rating``: only removed movies rated at least this count as relevant (None: every
+    removed movie, the report). ``recommendations``: lists already computed for ``split.users``
+    (to score them against another relevance without recommending again).
     """
     start = time.perf_counter()
     width = max(k, accuracy_n)
-    recs = model.recommend_batch(split.users, n=width, chunk_size=chunk_size, **recommend_kwargs)
-    per_user = ranking_metrics(recs, split.relevant(), k, accuracy_n)
+    recs = recommendations if recommendations is not None else \
+        model.recommend_batch(split.users, n=width, chunk_size=chunk_size, **recommend_kwargs)
+    per_user = ranking_metrics(recs, split.relevant(min_rating), k, accuracy_n)
     per_user.index = pd.Index(split.users, name="userId")
     top_k = recs[:, :k]
     distinct = np.unique(top_k[top_k >= 0])
     summary = {c: float(per_user[c].mean()) for c in per_user.columns if not c.startswith("hits")}
     summary["coverage"] = float(len(distinct) / max(model.n_recommendable_, 1))
     return HoldoutResult(name or type(model).__name__, summary, per_user, recs, time.perf_counter() - start)
+
+
+def paired_bootstrap(
+    a: Sequence[float] | np.ndarray,
+    b: Sequence[float] | np.ndarray,
+    n_boot: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict:
+    """Mean of the paired differences ``a - b`` (per user, same users in the same order) and its
+    percentile bootstrap interval at ``level``: users resampled with replacement ``n_boot`` times
+    (seeded). ``verdict`` is ``"better"`` / ``"worse"`` when the interval excludes 0, else
+    ``"tie"`` (a difference inside the noise of the sampled users)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
+        raise ValueError(f"paired_bootstrap needs two 1-D arrays of the same non-zero length, got {a.shape} and {b.shape}")
+    diff = a - b
+    rng = np.random.default_rng(seed)
+    means = np.empty(int(n_boot))
+    for lo in range(0, int(n_boot), 500):  # (500 x users) index blocks: bounded memory
+        idx = rng.integers(0, len(diff), size=(min(500, int(n_boot) - lo), len(diff)))
+        means[lo: lo + len(idx)] = diff[idx].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    verdict = "better" if low > 0 else "worse" if high < 0 else "tie"
+    return {"diff": float(diff.mean()), "low": float(low), "high": float(high), "verdict": verdict,
+            "n_users": int(len(diff)), "n_boot": int(n_boot), "level": float(level)}

@@ -35,7 +35,7 @@ from threadpoolctl import threadpool_limits
 from sklearn.utils.validation import check_is_fitted
 
 from kerasmt.recommend.base import BaseRecommender, popularity_order, rank_scores
-from kerasmt.recommend.profiles import Interactions, genre_matrix, profiles_from_matrix
+from kerasmt.recommend.profiles import Interactions, genre_matrix, profiles_from_matrix, watch_shares_from_matrix
 
 #: the report's K range (a tuple: estimator defaults must not be mutable objects)
 DEFAULT_K_RANGE: tuple[int, ...] = tuple(range(1, 11))
@@ -79,8 +79,11 @@ class GMMRecommender(ClusterMixin, BaseRecommender):
     bic_max_users : int or None
         Model selection runs on a seeded random subset of at most this many users (all 610 of
         ml-latest-small; 20 k of ml-25m's 162 k), the chosen K is then fitted on all users.
-    genres : list of str or None
+    genres : tuple of str or None
         Profile columns; default every genre of ``movies`` without ``(no genres listed)``.
+    features : "mean_rating" or "watch_share"
+        The user feature: the report's average rating per genre (0 = never rated), or the share
+        of the user's movies having each genre (:func:`~kerasmt.recommend.profiles.watch_shares_from_matrix`).
     random_state : int, RandomState or None
         Seeds of the mixtures and of the BIC subset.
 
@@ -120,6 +123,7 @@ class GMMRecommender(ClusterMixin, BaseRecommender):
         max_iter: int = 100,
         bic_max_users: int | None = 20_000,
         genres: Sequence[str] | None = None,
+        features: str = "mean_rating",
         random_state: int | np.random.RandomState | None = 0,
     ):
         self.n_components = n_components
@@ -130,6 +134,7 @@ class GMMRecommender(ClusterMixin, BaseRecommender):
         self.max_iter = max_iter
         self.bic_max_users = bic_max_users
         self.genres = genres
+        self.features = features
         self.random_state = random_state
 
     # ------------------------------------------------------------------------------ fitting
@@ -158,6 +163,8 @@ class GMMRecommender(ClusterMixin, BaseRecommender):
             ks = [int(self.n_components)]
         if int(self.n_seeds) < 1:
             raise ValueError(f"n_seeds must be >= 1, got {self.n_seeds}")
+        if self.features not in ("mean_rating", "watch_share"):
+            raise ValueError(f"features must be 'mean_rating' or 'watch_share', got {self.features!r}")
         n_items = inter.shape[1]
         if item_genres is None:
             g = sp.identity(n_items, dtype=np.float32, format="csr")
@@ -172,7 +179,7 @@ class GMMRecommender(ClusterMixin, BaseRecommender):
         self.genres_ = names
         self.genre_matrix_ = g
         t0 = time.perf_counter()
-        X = profiles_from_matrix(inter.matrix, g)
+        X = self._features(inter.matrix, g)
         self.profile_seconds_ = time.perf_counter() - t0
         self.profiles_ = pd.DataFrame(X, index=pd.Index(inter.user_ids, name="userId"), columns=names)
         n_users = len(X)
@@ -224,7 +231,7 @@ class GMMRecommender(ClusterMixin, BaseRecommender):
                           f"component(s) collapsed (variance at reg_covar in some genre: all their users "
                           f"share one value there, e.g. 0 = never rated): clusters "
                           f"{self.collapsed_components_['cluster'].tolist()}; see collapsed_components_",
-                          UserWarning, stacklevel=3)
+                          UserWarning, stacklevel=4)
         self.labels_ = labels
         k = self.n_components_
         self.cluster_sizes_ = np.bincount(labels, minlength=k)
@@ -288,10 +295,16 @@ class GMMRecommender(ClusterMixin, BaseRecommender):
         out = np.exp(log_p)
         return out / out.sum(axis=1, keepdims=True)
 
+    def _features(self, rows: sp.csr_matrix, g: sp.csr_matrix) -> np.ndarray:
+        if self.features == "watch_share":
+            return watch_shares_from_matrix(rows, g)
+        return profiles_from_matrix(rows, g)
+
     def profiles_of(self, rows: sp.csr_matrix) -> np.ndarray:
-        """Genre profiles of the rows of a user x item rating matrix (the model's item columns)."""
+        """Genre profiles (``features``) of the rows of a user x item rating matrix (the model's
+        item columns)."""
         check_is_fitted(self, "genre_matrix_")
-        return profiles_from_matrix(rows, self.genre_matrix_)
+        return self._features(rows, self.genre_matrix_)
 
     def profile_new(self, ratings) -> pd.Series:
         """Genre profile of a new user from their ratings (as :meth:`recommend_new` takes them)."""

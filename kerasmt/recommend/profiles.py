@@ -158,6 +158,20 @@ def profiles_from_matrix(ratings: sp.spmatrix, genres: sp.spmatrix, fill: float 
     return out
 
 
+def watch_shares_from_matrix(ratings: sp.spmatrix, genres: sp.spmatrix) -> np.ndarray:
+    """Share of each user's rated movies that has each genre (``(B @ G) / n_rated``; a movie
+    with several genres counts for each, so a row sums to >= the share of movies with a genre).
+    0 for a user without ratings. Unlike the average rating per genre, it separates "never
+    rated" (0) from "rated low" without a spike at 0. Returns float64 (users x genres)."""
+    pattern = sp.csr_matrix(ratings).copy()
+    pattern.data = np.ones_like(pattern.data)
+    counts = np.asarray((pattern @ genres).todense(), dtype=np.float64)
+    n_rated = np.diff(pattern.indptr).astype(np.float64)[:, None]
+    out = np.zeros_like(counts)
+    np.divide(counts, n_rated, out=out, where=n_rated > 0)
+    return out
+
+
 def genre_profiles(
     ratings: pd.DataFrame,
     movies: pd.DataFrame,
