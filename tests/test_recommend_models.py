@@ -285,3 +285,17 @@ def test_watch_share_features():
     np.testing.assert_allclose(model.profiles_.loc[2, ["Action", "Comedy", "Drama"]], [0, 1, 0])
     with pytest.raises(ValueError, match="features must be 'mean_rating' or 'watch_share'"):
         GMMRecommender(features="votes").fit_ratings(ratings, movies)
+
+
+def test_ranked_lists_give_the_same_top_n_as_dense_scores(gmm, data, monkeypatch):
+    """Popularity and the GMM's hard lists skip dense scoring; the result must not change."""
+    ratings, movies = data
+    pop = PopularityRecommender().fit_ratings(ratings, movies)
+    users = gmm.user_ids_[::7]
+    fast = {"pop": pop.recommend_batch(users, 40), "gmm": gmm.recommend_batch(users, 40),
+            "pop_all": pop.recommend_batch(users, 40, exclude_seen=False)}
+    monkeypatch.setattr(PopularityRecommender, "_ranked_lists", lambda self, rows, **kw: None)
+    monkeypatch.setattr(GMMRecommender, "_ranked_lists", lambda self, rows, **kw: None)
+    np.testing.assert_array_equal(pop.recommend_batch(users, 40), fast["pop"])
+    np.testing.assert_array_equal(gmm.recommend_batch(users, 40), fast["gmm"])
+    np.testing.assert_array_equal(pop.recommend_batch(users, 40, exclude_seen=False), fast["pop_all"])

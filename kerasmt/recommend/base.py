@@ -90,6 +90,16 @@ class BaseRecommender(BaseEstimator):
                 f"{type(self).__name__}.{where}: X has columns {list(X.columns)[:6]}, a ratings table; "
                 f"{where} takes a users x items rating matrix. For a table of (userId, movieId, rating) "
                 f"rows call fit_ratings(ratings, movies) (or recommend_new for one user's ratings)")
+        ready = (sp.issparse(X) and X.format == "csr" and X.dtype == np.float32 and X.has_sorted_indices
+                 and X.ndim == 2 and X.shape[0] > 0 and X.shape[1] > 0)
+        if ready and X.nnz and np.isfinite(X.data).all() and X.data.min() > 0:
+            # the matrix interaction_matrix builds: checked without a copy (25 M ratings: 0.3 GB each)
+            if reset:
+                self.n_features_in_ = X.shape[1]
+            elif X.shape[1] != self.n_features_in_:
+                raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                                 f"{self.n_features_in_} features as input")
+            return X if isinstance(X, sp.csr_matrix) else sp.csr_matrix(X)
         try:
             X = validate_data(self, X, accept_sparse="csr", dtype=(np.float64, np.float32), reset=reset)
         except ValueError as exc:
@@ -144,6 +154,15 @@ class BaseRecommender(BaseEstimator):
                 raise ValueError(f"movies: missing column 'movieId'; found {list(movies.columns)}")
             item_ids = np.union1d(movies["movieId"].to_numpy(), ratings["movieId"].to_numpy())
         inter = interaction_matrix(ratings, item_ids=item_ids, source="ratings", validate=False)
+        return self.fit_interactions(inter, movies)
+
+    def fit_interactions(self, inter: Interactions, movies: pd.DataFrame | None = None) -> "BaseRecommender":
+        """Fit on an :class:`~kerasmt.recommend.profiles.Interactions` built once (e.g. by
+        :func:`~kerasmt.recommend.interaction_matrix` over every movie of ``movies``) and shared
+        by several models: on 25 M ratings, checking the table and building the matrix again for
+        every model costs more than fitting popularity."""
+        if movies is None and self._needs_movies:
+            raise ValueError(f"{type(self).__name__}.fit_interactions needs the movies frame (movieId, title, genres)")
         return self.fit(inter.matrix, user_ids=inter.user_ids, item_ids=inter.item_ids,
                         **self._side_data(movies, inter.item_ids))
 
@@ -166,8 +185,36 @@ class BaseRecommender(BaseEstimator):
         rows = self.interactions_.user_rows(user_ids)
         return self._score(self.interactions_.matrix[rows], **kwargs)
 
+    def _ranked_lists(self, rows: sp.csr_matrix, **kwargs) -> tuple[np.ndarray, np.ndarray] | None:
+        """For models whose scores are fixed rankings (popularity; the GMM's hard lists): the
+        rankings (groups x recommendable items, best first) and each row's group; None otherwise."""
+        return None
+
+    def _top_n_ranked(self, rows: sp.csr_matrix, n: int, exclude_seen: bool, orders: np.ndarray,
+                      group: np.ndarray) -> np.ndarray:
+        """Top-``n`` from fixed rankings without dense scores: each row's first ``n + |seen|``
+        candidates, seen ones dropped (same result as scoring every item, 20x faster)."""
+        counts = np.diff(rows.indptr)
+        width = min(orders.shape[1], n + (int(counts.max()) if exclude_seen and rows.nnz else 0))
+        cand = orders[group, :width]  # (rows, width) item indices
+        keep = np.ones(cand.shape, dtype=bool)
+        if exclude_seen and rows.nnz:
+            m = np.int64(len(self.item_ids_))
+            seen = np.repeat(np.arange(rows.shape[0], dtype=np.int64), counts) * m + rows.indices
+            keep = ~np.isin(np.arange(rows.shape[0], dtype=np.int64)[:, None] * m + cand, seen)
+        rank = np.cumsum(keep, axis=1)
+        take = keep & (rank <= n)
+        out = np.full((rows.shape[0], n), -1, dtype=np.int64)
+        r, c = np.nonzero(take)
+        out[r, rank[r, c] - 1] = self.item_ids_[cand[r, c]]
+        return out
+
     def _top_n(self, rows: sp.csr_matrix, n: int, exclude_seen: bool, **kwargs) -> np.ndarray:
-        scores = np.array(self._score(rows, **kwargs), dtype=np.float64, copy=True)
+        ranked = self._ranked_lists(rows, **kwargs)
+        if ranked is not None:
+            return self._top_n_ranked(rows, n, exclude_seen, *ranked)
+        raw = self._score(rows, **kwargs)
+        scores = np.array(raw, dtype=np.result_type(raw.dtype, np.float32), copy=True)  # float32 stays
         scores[:, ~self.recommendable_] = -np.inf
         if exclude_seen and rows.nnz:
             r = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))

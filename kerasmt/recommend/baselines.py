@@ -38,6 +38,10 @@ class PopularityRecommender(BaseRecommender):
     def _score(self, rows: sp.csr_matrix) -> np.ndarray:
         return np.broadcast_to(self._scores, (rows.shape[0], len(self._scores)))
 
+    def _ranked_lists(self, rows: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        recommendable = self.order_[: int(self.recommendable_.sum())]  # counts > 0 come first
+        return recommendable[None, :], np.zeros(rows.shape[0], dtype=np.int64)
+
 
 class ItemKNNRecommender(BaseRecommender):
     """Item-based k-nearest neighbours (Deshpande & Karypis 2004) with cosine similarity.
@@ -61,28 +65,27 @@ class ItemKNNRecommender(BaseRecommender):
         m = B.shape[1]
         norms = np.sqrt(self.item_counts_.astype(np.float64))
         inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(self.dtype)
-        Bn = (B @ sp.diags(inv)).tocsr()
-        BnT = Bn.T.tocsr()
+        Bn = (B @ sp.diags(inv)).tocsc()
+        del B
         k = min(int(self.n_neighbors), m - 1) if m > 1 else 0
-        rows, cols, vals = [], [], []
+        top_val = np.zeros((m, max(k, 1)), dtype=self.dtype)  # running top-k (0 = none yet)
+        top_idx = np.full((m, max(k, 1)), -1, dtype=np.int64)
+        # the cosine matrix is symmetric: each block of items [lo, hi) is multiplied with the items
+        # from lo on only (half the sparse work); the block updates the running top-k of its own
+        # items and, transposed, that of every later item
         for lo in range(0, m, int(self.chunk_size)):
-            hi = min(lo + int(self.chunk_size), m)
-            block = (BnT[lo:hi] @ Bn).toarray()
-            block[np.arange(hi - lo), np.arange(lo, hi)] = 0.0  # no self-similarity
             if k == 0:
-                continue
-            part = np.argpartition(-block, k - 1, axis=1)[:, :k]
-            top = np.take_along_axis(block, part, axis=1)
-            keep = top > 0
-            rows.append(np.repeat(np.arange(lo, hi), k)[keep.ravel()])
-            cols.append(part[keep])
-            vals.append(top[keep])
-        if rows:
-            r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
-        else:
-            r = c = np.empty(0, dtype=np.int64)
-            v = np.empty(0, dtype=self.dtype)
-        self.similarity_ = sp.csr_matrix((v, (r, c)), shape=(m, m), dtype=self.dtype)
+                break
+            hi = min(lo + int(self.chunk_size), m)
+            block = (Bn[:, lo:hi].T.tocsr() @ Bn[:, lo:]).toarray()  # (hi - lo) x (m - lo)
+            block[np.arange(hi - lo), np.arange(hi - lo)] = 0.0  # no self-similarity
+            _merge_top_k(top_val, top_idx, slice(lo, hi), block, lo, k)
+            if hi < m:
+                _merge_top_k(top_val, top_idx, slice(hi, m), np.ascontiguousarray(block[:, hi - lo:].T), lo, k)
+            del block
+        keep = (top_val > 0) & (top_idx >= 0) if k else np.zeros((m, 1), dtype=bool)
+        rows = np.repeat(np.arange(m), keep.sum(axis=1))
+        self.similarity_ = sp.csr_matrix((top_val[keep], (rows, top_idx[keep])), shape=(m, m), dtype=self.dtype)
 
     def _score(self, rows: sp.csr_matrix) -> np.ndarray:
         pattern = rows.copy().astype(self.dtype)
@@ -90,17 +93,35 @@ class ItemKNNRecommender(BaseRecommender):
         return (pattern @ self.similarity_).toarray()
 
 
+def _merge_top_k(top_val: np.ndarray, top_idx: np.ndarray, rows: slice, cand: np.ndarray,
+                 offset: int, k: int) -> None:
+    """Merge candidate similarities ``cand`` (rows x w, column j = item ``offset + j``) into the
+    running top-``k`` of ``rows`` (in place)."""
+    w = cand.shape[1]
+    if w > k:
+        part = np.argpartition(-cand, k - 1, axis=1)[:, :k]
+    else:
+        part = np.broadcast_to(np.arange(w), (cand.shape[0], w))
+    vals = np.concatenate([top_val[rows], np.take_along_axis(cand, part, axis=1)], axis=1)
+    idx = np.concatenate([top_idx[rows], part + offset], axis=1)
+    best = np.argpartition(-vals, k - 1, axis=1)[:, :k] if vals.shape[1] > k else \
+        np.broadcast_to(np.arange(vals.shape[1]), vals.shape)
+    top_val[rows] = np.take_along_axis(vals, best, axis=1)
+    top_idx[rows] = np.take_along_axis(idx, best, axis=1)
+
+
 def gram_matrix(X: sp.spmatrix, dtype: str = "float32", chunk_size: int = 2048) -> np.ndarray:
     """Dense ``X.T @ X`` of a sparse users x items matrix, ``chunk_size`` item columns at a time
-    (the sparse product's memory stays bounded; the result is items x items)."""
-    X = sp.csr_matrix(X, dtype=dtype)
-    Xt = X.T.tocsr()
-    Xc = X.tocsc()
-    n = X.shape[1]
+    (the sparse product's memory stays bounded; the result is items x items). Only the upper
+    triangle's blocks are multiplied (half the sparse work) and mirrored."""
+    Xc = sp.csc_matrix(X, dtype=dtype)
+    n = Xc.shape[1]
     G = np.empty((n, n), dtype=dtype)
     for lo in range(0, n, chunk_size):
         hi = min(lo + chunk_size, n)
-        G[:, lo:hi] = (Xt @ Xc[:, lo:hi]).toarray()
+        block = (Xc[:, lo:hi].T.tocsr() @ Xc[:, lo:]).toarray()  # rows lo:hi, columns lo:n
+        G[lo:hi, lo:] = block
+        G[hi:, lo:hi] = block[:, hi - lo:].T
     return G
 
 

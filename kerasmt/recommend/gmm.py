@@ -239,8 +239,8 @@ class GMMRecommender(ClusterMixin, BaseRecommender):
                                shape=(k, n_users))
         self.cluster_popularity_ = np.asarray((member @ inter.binary()).todense()).round().astype(np.int64)
         self.cluster_centers_ = pd.DataFrame(gm.means_, index=pd.Index(range(k), name="cluster"), columns=names)
-        self._hard_scores = np.stack([rank_scores(popularity_order(c, self.item_counts_))
-                                      for c in self.cluster_popularity_])
+        self._hard_orders = np.stack([popularity_order(c, self.item_counts_) for c in self.cluster_popularity_])
+        self._hard_scores = np.stack([rank_scores(o) for o in self._hard_orders])
         self._shares = self.cluster_popularity_ / np.maximum(self.cluster_sizes_, 1)[:, None]
         # below the smallest share step (1 / cluster size >= 1 / n_users), so it only breaks ties
         self._tie_break = 1e-3 / max(n_users, 1) * self.item_counts_ / max(self.item_counts_.max(), 1)
@@ -339,6 +339,13 @@ class GMMRecommender(ClusterMixin, BaseRecommender):
         return pd.DataFrame({"movieId": self.item_ids_[order],
                              "ratings_in_cluster": self.cluster_popularity_[cluster, order],
                              "share_of_cluster": self._shares[cluster, order]})
+
+    def _ranked_lists(self, rows: sp.csr_matrix, soft: bool = False, temperature: float = 1.0):
+        if soft:
+            return None
+        # items rated by nobody sort last in every cluster's order (global count 0 breaks ties)
+        n_ok = int(self.recommendable_.sum())
+        return self._hard_orders[:, :n_ok], self.gmm_.predict(self.profiles_of(rows))
 
     def _score(self, rows: sp.csr_matrix, soft: bool = False, temperature: float = 1.0) -> np.ndarray:
         X = self.profiles_of(rows)

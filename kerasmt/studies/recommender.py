@@ -33,6 +33,7 @@ from kerasmt.recommend import (
     genre_profiles,
     paired_bootstrap,
     holdout_split,
+    interaction_matrix,
     intersection_table,
 )
 
@@ -278,12 +279,15 @@ def run_holdout(
     fit_seconds: dict[str, float] = {}
     width = max(k, accuracy_n)
     temp = 1.0
+    # one checked rating matrix for every model (building it per model costs more than popularity)
+    item_ids = np.union1d(data.movies["movieId"].to_numpy(), split.train["movieId"].to_numpy())
+    inter = interaction_matrix(split.train, item_ids=item_ids, source="training ratings", validate=False)
     for name, model in models.items():
         start = time.perf_counter()
         with warnings.catch_warnings():
-            if not warn_collapsed:  # reported by collapsed_table instead
+            if not warn_collapsed:  # reported by collapsed_components_ and collapsed_sentence instead
                 warnings.filterwarnings("ignore", message="GMMRecommender: .* collapsed")
-            model.fit_ratings(split.train, data.movies)
+            model.fit_interactions(inter, data.movies)
         fit_seconds[name] = time.perf_counter() - start
         if name == "gmm":
             temp = float(len(model.genres_)) if temperature is None else float(temperature)
