@@ -96,18 +96,39 @@ class ItemKNNRecommender(BaseRecommender):
 def _merge_top_k(top_val: np.ndarray, top_idx: np.ndarray, rows: slice, cand: np.ndarray,
                  offset: int, k: int) -> None:
     """Merge candidate similarities ``cand`` (rows x w, column j = item ``offset + j``) into the
-    running top-``k`` of ``rows`` (in place)."""
-    w = cand.shape[1]
-    if w > k:
-        part = np.argpartition(-cand, k - 1, axis=1)[:, :k]
-    else:
-        part = np.broadcast_to(np.arange(w), (cand.shape[0], w))
-    vals = np.concatenate([top_val[rows], np.take_along_axis(cand, part, axis=1)], axis=1)
-    idx = np.concatenate([top_idx[rows], part + offset], axis=1)
-    best = np.argpartition(-vals, k - 1, axis=1)[:, :k] if vals.shape[1] > k else \
-        np.broadcast_to(np.arange(vals.shape[1]), vals.shape)
-    top_val[rows] = np.take_along_axis(vals, best, axis=1)
-    top_idx[rows] = np.take_along_axis(idx, best, axis=1)
+    running top-``k`` of ``rows`` (in place; ``top_val`` starts at 0 with ``top_idx`` -1).
+
+    Only candidates above a row's current k-th best can enter, so after the first blocks a cheap
+    comparison replaces most of the partial sorting: the rare survivors are merged by one sort.
+    """
+    thr = top_val[rows].min(axis=1)
+    mask = cand > thr[:, None]
+    n_pass = int(np.count_nonzero(mask))
+    if n_pass == 0:
+        return
+    if n_pass > cand.size // 16:  # early blocks: most candidates pass, a partial sort per row
+        w = cand.shape[1]
+        part = np.argpartition(-cand, k - 1, axis=1)[:, :k] if w > k else \
+            np.broadcast_to(np.arange(w), (cand.shape[0], w))
+        vals = np.concatenate([top_val[rows], np.take_along_axis(cand, part, axis=1)], axis=1)
+        idx = np.concatenate([top_idx[rows], part + offset], axis=1)
+        best = np.argpartition(-vals, k - 1, axis=1)[:, :k]
+        top_val[rows] = np.take_along_axis(vals, best, axis=1)
+        top_idx[rows] = np.take_along_axis(idx, best, axis=1)
+        return
+    r, c = np.nonzero(mask)
+    affected = np.unique(r)  # rows (relative to ``rows``) with a candidate: merge with their top-k
+    all_r = np.concatenate([r, np.repeat(affected, k)])
+    all_v = np.concatenate([cand[r, c], top_val[rows][affected].ravel()])
+    all_i = np.concatenate([c.astype(np.int64) + offset, top_idx[rows][affected].ravel()])
+    order = np.lexsort((-all_v, all_r))  # by row, best first
+    all_r, all_v, all_i = all_r[order], all_v[order], all_i[order]
+    starts = np.searchsorted(all_r, affected)
+    rank = np.arange(len(all_r)) - np.repeat(starts, np.diff(np.append(starts, len(all_r))))
+    keep = rank < k  # every affected row holds >= k entries (its old top-k), so exactly k are kept
+    target = all_r[keep] + rows.start
+    top_val[target, rank[keep]] = all_v[keep]
+    top_idx[target, rank[keep]] = all_i[keep]
 
 
 def gram_matrix(X: sp.spmatrix, dtype: str = "float32", chunk_size: int = 2048) -> np.ndarray:
