@@ -343,3 +343,23 @@ def test_non_utf8_bytes_name_the_file_and_line(tmp_path, which):
         ml.load(root)
     problems = ml.check(root)
     assert any(re.search(expected, p) for p in problems), problems
+
+
+def test_check_levels_follow_load(copy):
+    """What load refuses is an error in check; what it handles with a counted warning is a warning."""
+    from kerasmt.datasets.base import errors, level_of
+
+    ratings = pd.read_csv(copy / "ratings.csv")
+    ratings = pd.concat([ratings, ratings.iloc[[10]]], ignore_index=True)  # duplicate: load keeps the latest
+    ratings.to_csv(copy / "ratings.csv", index=False)
+    findings = ml.check(copy)
+    assert [level_of(f) for f in findings] == ["warning"] and errors(findings) == []
+    with pytest.warns(ml.MovieLensWarning, match="1 duplicate"):
+        ml.load(copy)
+    ratings["timestamp"] = ratings["timestamp"].astype(object)
+    ratings.loc[3, "timestamp"] = "later"
+    ratings.to_csv(copy / "ratings.csv", index=False)
+    findings = ml.check(copy)
+    assert [level_of(f) for f in findings] == ["error", "warning"]
+    with pytest.raises(DatasetError, match="line 5: column 'timestamp'"):
+        ml.load(copy)

@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from kerasmt.datasets.base import COMPLETE_MARKER, DatasetError, reuse_synthetic, synthetic_writer  # noqa: F401  (COMPLETE_MARKER re-exported)
+from kerasmt.datasets.base import warning as _warning
 
 MOVIES_FILE = "movies.csv"
 RATINGS_FILE = "ratings.csv"
@@ -426,11 +427,13 @@ def load(
 
 
 def check(root: str | os.PathLike) -> list[str]:
-    """Every problem found in a MovieLens folder (empty list = valid).
+    """Every finding in a MovieLens folder (empty list = valid).
 
-    Reports missing files and columns, unreadable CSVs, non-integer ids, empty or non-numeric
-    ratings, ratings outside [0.5, 5.0], duplicate movieIds, empty genres, duplicate
-    (userId, movieId) rows and ratings of movies that movies.csv does not list. Each message
+    Errors (what :func:`load` refuses): missing files and columns, unreadable or non-UTF-8 CSVs,
+    non-integer ids or ids beyond int32, empty or non-numeric ratings and timestamps, ratings
+    outside [0.5, 5.0]. Warnings (:func:`~kerasmt.datasets.base.warning`: what ``load`` handles
+    with a counted warning): duplicate movieIds, empty genres, duplicate (userId, movieId) rows
+    and ratings of movies that movies.csv does not list. Each message
     names the file and line (header = line 1); each kind lists its first 20 lines and counts the
     rest. Movies with ``(no genres listed)`` are valid (they are the real data's convention).
     """
@@ -453,15 +456,15 @@ def check(root: str | os.PathLike) -> list[str]:
         ids = pd.to_numeric(movies["movieId"], errors="coerce")
         dup = ids.duplicated(keep="first").to_numpy() & ~bad
         for i in np.flatnonzero(dup)[:_MAX_LISTED]:
-            problems.append(f"{movies_csv}: line {i + 2}: duplicate movieId {int(ids.iat[i])}")
+            problems.append(_warning(f"{movies_csv}: line {i + 2}: duplicate movieId {int(ids.iat[i])}"))
         if dup.sum() > _MAX_LISTED:
-            problems.append(f"{movies_csv}: ... and {int(dup.sum()) - _MAX_LISTED} more duplicate movieId rows")
+            problems.append(_warning(f"{movies_csv}: ... and {int(dup.sum()) - _MAX_LISTED} more duplicate movieId rows"))
         empty = np.flatnonzero(movies["genres"].str.strip().eq("").to_numpy())
         for i in empty[:_MAX_LISTED]:
-            problems.append(f"{movies_csv}: line {i + 2}: column 'genres': empty value; expected "
-                            f"genres separated by '|' or {NO_GENRES!r}")
+            problems.append(_warning(f"{movies_csv}: line {i + 2}: column 'genres': empty value; expected "
+                                     f"genres separated by '|' or {NO_GENRES!r}"))
         if len(empty) > _MAX_LISTED:
-            problems.append(f"{movies_csv}: ... and {len(empty) - _MAX_LISTED} more empty genres")
+            problems.append(_warning(f"{movies_csv}: ... and {len(empty) - _MAX_LISTED} more empty genres"))
         movie_ids = ids[~bad].to_numpy()
     try:
         raw = _read_ratings_raw(ratings_csv)
@@ -483,16 +486,16 @@ def check(root: str | os.PathLike) -> list[str]:
     key = pd.Series(user[ok].astype(np.int64) << 32 | (movie[ok].astype(np.int64) & 0xFFFFFFFF))
     dup = np.flatnonzero(ok)[key.duplicated(keep="first").to_numpy()]
     for i in dup[:_MAX_LISTED]:
-        problems.append(f"{ratings_csv}: line {i + 2}: userId {int(user[i])}, movieId {int(movie[i])} "
-                        f"rated more than once")
+        problems.append(_warning(f"{ratings_csv}: line {i + 2}: userId {int(user[i])}, movieId {int(movie[i])} "
+                                 f"rated more than once (load keeps the latest)"))
     if len(dup) > _MAX_LISTED:
-        problems.append(f"{ratings_csv}: ... and {len(dup) - _MAX_LISTED} more duplicate (userId, movieId) rows")
+        problems.append(_warning(f"{ratings_csv}: ... and {len(dup) - _MAX_LISTED} more duplicate (userId, movieId) rows"))
     if movies is not None:
         unknown = np.flatnonzero(ok & ~np.isin(movie, movie_ids))
         for i in unknown[:_MAX_LISTED]:
-            problems.append(f"{ratings_csv}: line {i + 2}: movieId {int(movie[i])} is not listed in {movies_csv.name}")
+            problems.append(_warning(f"{ratings_csv}: line {i + 2}: movieId {int(movie[i])} is not listed in {movies_csv.name}"))
         if len(unknown) > _MAX_LISTED:
-            problems.append(f"{ratings_csv}: ... and {len(unknown) - _MAX_LISTED} more ratings of unlisted movies")
+            problems.append(_warning(f"{ratings_csv}: ... and {len(unknown) - _MAX_LISTED} more ratings of unlisted movies"))
     return problems
 
 
