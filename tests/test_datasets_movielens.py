@@ -363,3 +363,20 @@ def test_check_levels_follow_load(copy):
     assert [level_of(f) for f in findings] == ["error", "warning"]
     with pytest.raises(DatasetError, match="line 5: column 'timestamp'"):
         ml.load(copy)
+
+
+def test_chunked_reader_agrees_with_one_chunk(synth, tmp_path, monkeypatch):
+    whole = ml.load(synth)
+    monkeypatch.setattr(ml, "_READ_CHUNK", 997)  # many chunks
+    chunked = ml.load(synth)
+    pd.testing.assert_frame_equal(chunked.ratings, whole.ratings)
+    assert chunked.ratings["userId"].dtype == np.int32 and chunked.ratings["movieId"].dtype == np.int32
+    # a bad id or non-UTF-8 bytes in a later chunk are still named by line
+    monkeypatch.setattr(ml, "_READ_CHUNK", 2)
+    lines = ["userId,movieId,rating,timestamp"] + [f"{u},1,4.0,{u}" for u in range(1, 8)]
+    root = _write(tmp_path / "d", MOVIES_CSV, "\n".join(lines[:6] + ["9,4294967325,3.0,1"] + lines[6:]) + "\n")
+    with pytest.raises(DatasetError, match=r"line 7: column 'movieId': bad value '4294967325'"):
+        ml.load(root)
+    (root / "ratings.csv").write_bytes(("\n".join(lines[:6]) + "\n").encode() + b"9,\xff,3.0,1\n")
+    with pytest.raises(DatasetError, match=r"ratings\.csv: line 7: byte\(s\) b'\\xff"):
+        ml.load(root)

@@ -97,6 +97,7 @@ _RATING_DTYPES = {"userId": "int64", "movieId": "int64", "rating": "float32", "t
 #: the ids kerasmt stores (int32): an id outside this range is a bad value naming its line
 ID_MIN, ID_MAX = -(2**31), 2**31 - 1
 _MAX_LISTED = 20  # rows listed per kind of problem; the rest are counted
+_READ_CHUNK = 2_000_000  # rows per chunk of the typed ratings reader
 
 
 class MovieLens(NamedTuple):
@@ -239,10 +240,27 @@ def _read_ratings_raw(path: Path) -> pd.DataFrame:
     _require(path, columns, REQUIRED_RATINGS_COLUMNS, RATINGS_COLUMNS)
     use = [c for c in RATINGS_COLUMNS if c in columns]
     try:
-        frame = _read_csv(path, usecols=use, dtype={c: _RATING_DTYPES[c] for c in use}, engine="c")
-        if frame[[c for c in use if c != "timestamp"]].isna().to_numpy().any():
-            raise ValueError("empty cells")
-        return frame
+        # chunks of 2 M rows: ids are parsed as int64 (nothing wraps), range-checked and stored
+        # as int32 chunk by chunk, so 25 M ratings never exist as int64 columns all at once
+        parts = []
+        reader = _read_csv(path, usecols=use, dtype={c: _RATING_DTYPES[c] for c in use}, engine="c",
+                           chunksize=_READ_CHUNK)
+        try:
+            for chunk in reader:
+                if chunk[[c for c in use if c != "timestamp"]].isna().to_numpy().any():
+                    raise ValueError("empty cells")
+                for column in ("userId", "movieId"):
+                    if _out_of_id_range(chunk[column].to_numpy()).any():
+                        raise ValueError("id beyond int32")  # the slow path names the line
+                    chunk[column] = chunk[column].astype(np.int32)
+                parts.append(chunk)
+        except UnicodeDecodeError as exc:
+            raise DatasetError(_utf8_problem(path) or f"{path}: not UTF-8 ({exc})") from exc
+        finally:
+            reader.close()
+        if not parts:
+            return _read_csv(path, usecols=use, dtype={c: _RATING_DTYPES[c] for c in use})
+        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     except (ValueError, TypeError, OverflowError) as exc:
         if isinstance(exc, DatasetError):
             raise
@@ -348,12 +366,16 @@ def clean_ratings(
     else:
         ts = np.zeros(len(ratings), dtype=np.int64)
     keep = ~bad
-    out = pd.DataFrame({
-        "userId": user[keep].astype(np.int32),
-        "movieId": movie[keep].astype(np.int32),
-        "rating": rating[keep].astype(np.float32),
-        "timestamp": ts[keep],
-    })
+    if keep.all():  # no boolean-mask copies of 25 M-row columns
+        out = pd.DataFrame({"userId": user.astype(np.int32, copy=False), "movieId": movie.astype(np.int32, copy=False),
+                            "rating": rating.astype(np.float32), "timestamp": ts}, copy=False)
+    else:
+        out = pd.DataFrame({
+            "userId": user[keep].astype(np.int32),
+            "movieId": movie[keep].astype(np.int32),
+            "rating": rating[keep].astype(np.float32),
+            "timestamp": ts[keep],
+        })
     lines = np.flatnonzero(keep)  # input positions of the kept rows
     if movies is not None:
         known = np.isin(out["movieId"].to_numpy(), movies["movieId"].to_numpy())
@@ -372,7 +394,11 @@ def clean_ratings(
             out = out.loc[known].reset_index(drop=True)
             lines = lines[known]
     key = out["userId"].to_numpy().astype(np.int64) << 32 | (out["movieId"].to_numpy().astype(np.int64) & 0xFFFFFFFF)
-    if pd.Series(key).duplicated().any():
+    key.sort()  # duplicates found by sorting: no 25 M-entry hash table
+    has_dup = bool((key[1:] == key[:-1]).any())
+    del key
+    if has_dup:
+        key = out["userId"].to_numpy().astype(np.int64) << 32 | (out["movieId"].to_numpy().astype(np.int64) & 0xFFFFFFFF)
         # the latest rating of a pair wins: order by timestamp (stable: the last row breaks ties)
         order = np.argsort(out["timestamp"].to_numpy(), kind="stable")
         dup_sorted = pd.Series(key[order]).duplicated(keep="last").to_numpy()
