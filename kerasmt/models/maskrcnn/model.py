@@ -254,11 +254,20 @@ class MaskRCNN(keras.Model):
             self.loss_trackers[k].update_state(losses[k])
         return {k: t.result() for k, t in self.loss_trackers.items()}
 
+    def weight_decay_loss(self):
+        """Matterport's weight decay: ``WEIGHT_DECAY * sum(w ** 2) / size(w)`` summed over the trainable
+        weights except BatchNorm gamma/beta, added to the loss (an L2 penalty in the gradient, not
+        the optimizer's decoupled decay)."""
+        wd = float(self.config.weight_decay)
+        terms = [tf.reduce_sum(tf.square(v)) / tf.cast(tf.size(v), tf.float32) for v in self.trainable_variables
+                 if not v.path.endswith(("gamma", "beta"))]
+        return wd * tf.add_n(terms) if terms and wd > 0 else tf.constant(0.0)
+
     def train_step(self, data):
         batch = data[0] if isinstance(data, tuple) else data
         with tf.GradientTape() as tape:
             losses = self.compute_losses(batch, training=True)
-            total = self._total(losses)
+            total = self._total(losses) + self.weight_decay_loss()
         variables = self.trainable_variables
         grads = tape.gradient(total, variables)
         pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
@@ -268,7 +277,7 @@ class MaskRCNN(keras.Model):
     def test_step(self, data):
         batch = data[0] if isinstance(data, tuple) else data
         losses = self.compute_losses(batch, training=False)
-        return self._track(losses, self._total(losses))
+        return self._track(losses, self._total(losses) + self.weight_decay_loss())
 
     @property
     def metrics(self):
