@@ -932,8 +932,8 @@ def timing_table(model, photos: Sequence[np.ndarray], sizes: Sequence[int] = (12
     from kerasmt.models.maskrcnn.detect import letterbox
     from kerasmt.models.maskrcnn.fast import fast_inference_model
 
-    cases = [(int(s), REPORT_MAX_DETECTIONS) for s in sizes] + [(512, int(m)) for m in max_detections
-                                                                 if (512, int(m)) not in [(int(s), 10) for s in sizes]]
+    cases = list(dict.fromkeys([(int(s), REPORT_MAX_DETECTIONS) for s in sizes]
+                               + [(512, int(m)) for m in max_detections]))
     rows = []
     for size, max_det in cases:
         current_model = maskrcnn_timing_model(model, size, max_det)

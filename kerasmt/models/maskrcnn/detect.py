@@ -70,20 +70,17 @@ def limit_per_class(instances: list[dict], max_per_class: int | None) -> list[di
     return out
 
 
-_COMPILED: "dict[int, Any]" = {}
-
-
 def compiled_inference(model: keras.Model):
     """One ``tf.function`` per inference model with a fixed input signature ``(None, S, S, 3)``
-    float32: traced once, reused for every batch size and call (no retracing)."""
-    key = id(model)
-    fn = _COMPILED.get(key)
-    if fn is None or fn[0] is not model:
+    float32: traced once, reused for every batch size and call (no retracing). Kept on the model
+    (so it lives as long as the model)."""
+    fn = model.__dict__.get("_kerasmt_compiled")
+    if fn is None:
         size = model.inputs[0].shape[1]
         spec = tf.TensorSpec((None, size, size, 3), tf.float32)
-        fn = (model, tf.function(lambda x: model(x, training=False), input_signature=[spec]))
-        _COMPILED[key] = fn
-    return fn[1]
+        fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+        object.__setattr__(model, "_kerasmt_compiled", fn)  # outside Keras' attribute tracking
+    return fn
 
 
 def detect(model: keras.Model, images: Sequence[np.ndarray], *, class_names: Sequence[str] | None = None,

@@ -248,12 +248,15 @@ def load_report_table(report: dict):
     return rows, summary
 
 
-def format_load_report(report: dict, show_loaded: bool = False) -> str:
+def format_load_report(report: dict, show_loaded: bool = False, max_lines: int | None = None) -> str:
     """A printable layer report: counts per part and status, then every skipped or missing layer
-    with its reason (and every loaded one with ``show_loaded``)."""
+    with its reason (and every loaded one with ``show_loaded``), at most ``max_lines`` of them."""
     rows, summary = load_report_table(report)
     lines = ["layers per part and status:", summary.to_string(), ""]
     shown = rows if show_loaded else rows[rows["status"] != "loaded"]
+    if max_lines is not None and len(shown) > max_lines:
+        lines.append(f"(first {max_lines} of {len(shown)} layers listed)")
+        shown = shown.iloc[:max_lines]
     for r in shown.itertuples():
         src = f" <- {r.file}" if r.file and r.file != r.layer else ""
         lines.append(f"{r.status:8s} {r.part:8s} {r.layer}{src}{': ' + r.reason if r.reason else ''}")
