@@ -154,8 +154,8 @@ def match_instances(pred: Instances, true: Instances, iou_threshold: float = 0.5
     """Match predictions to ground truth: predictions by descending score; each takes the unmatched
     true mask of the same class with the highest IoU, if that IoU is >= ``iou_threshold``.
 
-    This is Matterport's ``compute_matches`` with its duplicate-detection bug fixed: Matterport
-    (v2.1, the report's code) skipped an already matched true mask with ``if gt_match[j] > 0``, but
+    This is Matterport's ``utils.compute_matches`` (the report's code) with its duplicate-detection
+    bug fixed: Matterport skips an already matched true mask with ``if gt_match[j] > 0``, but
     ``gt_match`` holds the matching prediction's index, so the true mask matched by the
     top-scoring prediction (index 0) looked unmatched and a duplicate detection of it counted as
     a second true positive. Here a matched true mask is skipped whatever its prediction's index
