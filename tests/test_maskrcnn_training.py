@@ -165,3 +165,13 @@ def test_the_closing_comparison_is_generated_from_the_numbers_with_bootstrap_tie
     assert "RefineNet is better" not in sentence
     flipped = study.comparison_sentence(study.compare_models(b, a, n_boot=500), "RefineNet", "Mask R-CNN")
     assert "Mask R-CNN is better on EMR" in flipped and "TTO: RefineNet" in flipped
+
+
+def test_results_table_shows_coco_ap_beside_the_reports_per_image_map():
+    other = study.ModelResult(name="Mask R-CNN (later)", kind="instance", emr=0.4, oa=0.9, jss=0.7, map50=0.7,
+                              f1=0.6, coco_map50=0.65, coco_map=0.41, seconds_per_image=1.2)
+    row = study.results_table([other]).loc["Mask R-CNN (later) *"]
+    assert row[("Table 9: test set", "mAP")] == 0.7
+    assert row[("COCO mask AP (pycocotools)", "AP@50")] == 0.65
+    assert row[("COCO mask AP (pycocotools)", "AP@[.5:.95]")] == 0.41
+    assert other.metrics()["coco_map"] == 0.41
