@@ -16,10 +16,13 @@ Tables: (1) the report's configuration, current vs fast, and the ratio; (2) the 
 max-detections experiment (100 -> 10; the report: 2.1 -> 1.5 s); (3) the report's image-size sweep
 (128 / 256 / 512 / 1024; the report: 0.1 / 1.0 / 1.7 / 4.0 s). The photos are 640x480 noise
 (letterboxed by ``detect``; the current path gets them letterboxed beforehand, untimed).
+``--proposals 300`` adds rows with fewer RoIs after the RPN (not the report's setting: it kept
+Matterport's POST_NMS_ROIS_INFERENCE = 1000; the classifier head's cost is proportional to it).
 
 Usage::
 
     python benchmarks/maskrcnn_cpu.py [--images 4] [--sizes 128 256 512 1024] [--backbone resnet101] [--threads 2]
+                                      [--proposals 300]
 """
 from __future__ import annotations
 
@@ -71,6 +74,9 @@ def main(argv=None) -> None:
     parser.add_argument("--backbone", default="resnet101")
     parser.add_argument("--classes", type=int, default=11)
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads (0: TensorFlow's default)")
+    parser.add_argument("--proposals", type=int, nargs="*", default=[],
+                        help="also time the fast path with this many RoIs after the RPN's NMS "
+                             "(POST_NMS_ROIS_INFERENCE; the report kept Matterport's 1000)")
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -107,9 +113,19 @@ def main(argv=None) -> None:
                      "current min": t["current"][1], "fast (s)": t["fast"][0], "fast min": t["fast"][1],
                      "fast / current": t["fast"][0] / t["current"][0], "report (s)": REPORT_SIZES.get(size)})
         print(pd.DataFrame(rows[-1:]).round(3).to_string(index=False), flush=True)
-    table = pd.DataFrame(rows).sort_values(["max detections", "image size"]).round(3)
+    for count in args.proposals:
+        current, fast = _paths(base.replace(post_nms_rois_inference=count), photos)
+        t = _interleaved({"current": current, "fast": fast}, len(photos))
+        rows.append({"image size": 512, "max detections": 10, "proposals": count, "current (s)": t["current"][0],
+                     "current min": t["current"][1], "fast (s)": t["fast"][0], "fast min": t["fast"][1],
+                     "fast / current": t["fast"][0] / t["current"][0], "report (s)": None})
+        print(pd.DataFrame(rows[-1:]).round(3).to_string(index=False), flush=True)
+    table = pd.DataFrame(rows)
+    table["proposals"] = table.get("proposals", pd.Series(dtype=float)).fillna(base.post_nms_rois_inference).astype(int)
+    table = table.sort_values(["proposals", "max detections", "image size"], ascending=[False, True, True]).round(3)
     print("\n" + table.to_string(index=False))
-    report = table[(table["image size"] == 512) & (table["max detections"] == 10)].iloc[0]
+    report = table[(table["image size"] == 512) & (table["max detections"] == 10)
+                   & (table["proposals"] == base.post_nms_rois_inference)].iloc[0]
     print(f"\nreport's configuration (512 px, max 10 detections): current {report['current (s)']:.2f} s, fast "
           f"{report['fast (s)']:.2f} s per image, fast / current = {report['fast / current']:.2f}")
 
