@@ -6,12 +6,14 @@ Multi-label classification (one 0/1 vector of ``k`` classes per image; ``Y`` tru
 - OA (2):   Hamming accuracy, correct entries / (n * k), true negatives included (Table 2: 80 %);
 - JSS (3):  mean over images of |Y ∩ Z| / |Y ∪ Z| (an image with both sets empty counts 1).
 
-Instance segmentation (masks matched at mask IoU >= 0.5, same class, greedily by score as in
-Matterport's ``compute_matches``, the code the report used):
+Instance segmentation (masks matched at mask IoU >= 0.5, same class, greedily by score: Matterport's
+``compute_matches``, the code the report used, with its duplicate-detection bug fixed, see
+:func:`match_instances`):
 
 - precision (6), recall (7) and F1 (8) per image, averaged over images;
 - AP@50 (9) per image: area under the interpolated precision-recall curve; mAP (10) = mean over
-  images; :func:`coco_map50` gives the COCO-style AP@50 from pycocotools beside it.
+  images (the report's "mAP", a per-image mAP@50); :func:`coco_map50` gives pycocotools' COCO mask
+  AP beside it: AP@50 and AP@[.5:.95], averaged over classes (pooled over images), and per class.
 
 Combination scores (section 5.2): Classification = (3 EMR + OA + 2 JSS) / 6 (15);
 Segmentation = (mAP + F1) / 2 (17); Speed = seconds per image / 10 (18);
@@ -149,9 +151,15 @@ class Match:
 
 
 def match_instances(pred: Instances, true: Instances, iou_threshold: float = 0.5) -> Match:
-    """Match predictions to ground truth as Matterport's ``compute_matches``: predictions by
-    descending score; each takes the unmatched true mask of the same class with the highest IoU,
-    if that IoU is >= ``iou_threshold``."""
+    """Match predictions to ground truth: predictions by descending score; each takes the unmatched
+    true mask of the same class with the highest IoU, if that IoU is >= ``iou_threshold``.
+
+    This is Matterport's ``utils.compute_matches`` (the report's code) with its duplicate-detection
+    bug fixed: Matterport skips an already matched true mask with ``if gt_match[j] > 0``, but
+    ``gt_match`` holds the matching prediction's index, so the true mask matched by the
+    top-scoring prediction (index 0) looked unmatched and a duplicate detection of it counted as
+    a second true positive. Here a matched true mask is skipped whatever its prediction's index
+    (``true_match[j] > -1``): each true mask matches at most once, the duplicate is a false positive."""
     order = np.argsort(-pred.scores, kind="stable")
     iou = mask_iou_matrix(pred.masks[order], true.masks)
     pred_match = np.full(len(order), -1, dtype=np.int64)
@@ -233,7 +241,9 @@ def evaluate_instances(predictions: Sequence[Instances], truths: Sequence[Instan
 def coco_map50(predictions: Sequence[Instances], truths: Sequence[Instances], n_classes: int | None = None) -> dict:
     """COCO-style mask AP with pycocotools (``COCOeval(iouType="segm")``): ``map50`` (AP at IoU
     0.5, 101-point interpolation, averaged over classes that have ground truth, up to 100
-    detections per image) and ``map`` (AP@[.5:.95]). Returns zeros when nothing was predicted."""
+    detections per image), ``map`` (AP@[.5:.95]) and per class (index = 0-based label)
+    ``per_class_ap`` (AP@[.5:.95]) and ``per_class_ap50`` (``nan`` for classes without ground truth).
+    Returns zeros when nothing was predicted."""
     from pycocotools import mask as mask_utils
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -261,7 +271,10 @@ def coco_map50(predictions: Sequence[Instances], truths: Sequence[Instances], n_
             results.append({"image_id": i + 1, "category_id": int(label) + 1, "segmentation": _encode(m),
                             "score": float(score)})
     if not results or not annotations:
-        return {"map50": 0.0, "map": 0.0}
+        per_class = np.full(n_classes, np.nan)
+        for a in annotations:
+            per_class[int(a["category_id"]) - 1] = 0.0
+        return {"map50": 0.0, "map": 0.0, "per_class_ap": per_class, "per_class_ap50": per_class.copy()}
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO()
         gt.dataset = {"images": images, "annotations": annotations,
@@ -272,7 +285,16 @@ def coco_map50(predictions: Sequence[Instances], truths: Sequence[Instances], n_
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    return {"map50": float(max(ev.stats[1], 0.0)), "map": float(max(ev.stats[0], 0.0))}
+    precision = ev.eval["precision"]  # (IoU thresholds, recall points, classes, areas, max detections)
+    per_class_ap, per_class_ap50 = np.full(n_classes, np.nan), np.full(n_classes, np.nan)
+    has_truth = {int(a["category_id"]) - 1 for a in annotations}
+    for c in range(n_classes):
+        p = precision[:, :, c, 0, -1]
+        if c in has_truth:
+            per_class_ap[c] = float(np.mean(np.maximum(p, 0.0)))
+            per_class_ap50[c] = float(np.mean(np.maximum(p[0], 0.0)))
+    return {"map50": float(max(ev.stats[1], 0.0)), "map": float(max(ev.stats[0], 0.0)),
+            "per_class_ap": per_class_ap, "per_class_ap50": per_class_ap50}
 
 
 # ------------------------------------------------------------------------------------- semantic

@@ -898,7 +898,8 @@ def augment_example(image, mask, seed, flip_p: float = 0.5, brightness_p: float 
     with the image, never changed otherwise); ``seed``: a stateless seed pair (int32/int64 ``[2]``).
     With probability ``flip_p`` flip left-right; with ``brightness_p`` add one value from
     U(-brightness, brightness); with ``blur_or_noise_p`` either Gaussian blur (sigma from
-    U(0, blur_sigma)) or additive Gaussian noise (std from U(0, noise_std)), half-half. The result
+    U(0, blur_sigma)) or additive Gaussian noise (std from U(0, noise_std), one value per pixel shared by
+    the channels), half-half. The result
     is clipped to 0..255. ``force`` (``"flip"``, ``"brightness"``, ``"blur"``, ``"noise"``) applies
     exactly that one transform (for illustrations).
     """
@@ -935,7 +936,10 @@ def augment_example(image, mask, seed, flip_p: float = 0.5, brightness_p: float 
 
     def _noise():
         std = u(6, 0.0, noise_std) if not force else tf.constant(noise_std)
-        return image + tf.random.stateless_normal(tf.shape(image), seeds[7]) * std
+        # per pixel, the same value on the 3 channels (imgaug's AdditiveGaussianNoise default, the
+        # report's "sampled once per pixel")
+        shape = tf.concat([tf.shape(image)[:-1], [1]], axis=0)
+        return image + tf.random.stateless_normal(shape, seeds[7]) * std
 
     image = tf.cond(do_other, lambda: tf.cond(use_blur, _blur, _noise), lambda: image)
     return tf.clip_by_value(image, 0.0, 255.0), mask

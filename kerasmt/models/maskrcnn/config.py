@@ -14,6 +14,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+#: values of MaskRCNNConfig.preprocessing
+PREPROCESSING: tuple[str, ...] = ("auto", "matterport", "caffe", "rgb")
 #: backbones :func:`kerasmt.models.maskrcnn.model.build_backbone` knows
 BACKBONES: tuple[str, ...] = ("resnet50", "resnet101", "light")
 #: the five losses, in Matterport's names (Appendix B LOSS_WEIGHTS)
@@ -40,6 +42,12 @@ class MaskRCNNConfig:
     backbone_strides: tuple[int, ...] = (4, 8, 16, 32, 64)    # BACKBONE_STRIDES (P2..P6)
     image_size: int = 512                                     # IMAGE_MIN_DIM = IMAGE_MAX_DIM, square (letterbox)
     mean_pixel: tuple[float, float, float] = (123.7, 116.8, 103.9)  # MEAN_PIXEL (RGB)
+    preprocessing: str = "auto"                               # kerasmt: what the weights were trained on:
+    #   "matterport": RGB minus MEAN_PIXEL (Matterport's mask_rcnn_coco.h5), "caffe": BGR minus the mean
+    #   (keras.applications ImageNet ResNets), "rgb": RGB minus the mean (the light backbone), "auto":
+    #   caffe for the ResNets, rgb for the light backbone
+    class_names: tuple[str, ...] = ()                         # kerasmt: names of classes 1..NUM_CLASSES-1
+    #                                                           (saved with the inference model for detect)
     images_per_gpu: int = 2                                   # IMAGES_PER_GPU = BATCH_SIZE
     # --- region proposal network
     rpn_anchor_scales: tuple[float, ...] = (16, 32, 64, 128, 256)  # RPN_ANCHOR_SCALES (report; default 32..512)
@@ -86,7 +94,7 @@ class MaskRCNNConfig:
 
     def __post_init__(self) -> None:
         for name in ("backbone_strides", "mean_pixel", "rpn_anchor_scales", "rpn_anchor_ratios", "rpn_bbox_std_dev",
-                     "mask_shape", "bbox_std_dev", "mini_mask_shape", "light_widths"):
+                     "mask_shape", "bbox_std_dev", "mini_mask_shape", "light_widths", "class_names"):
             value = getattr(self, name)
             if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
                 raise ValueError(f"MaskRCNNConfig.{name} must be a sequence of numbers, got {value!r}")
@@ -104,6 +112,10 @@ class MaskRCNNConfig:
             bad("backbone", f"one of {BACKBONES}")
         if self.num_classes < 2:
             bad("num_classes", "an int >= 2 (background + at least one class)")
+        if self.preprocessing not in PREPROCESSING:
+            bad("preprocessing", f"one of {PREPROCESSING}")
+        if self.class_names and len(self.class_names) != self.num_classes - 1:
+            bad("class_names", f"{self.num_classes - 1} names (num_classes - 1, background excluded) or ()")
         if len(self.backbone_strides) != 5 or list(self.backbone_strides) != [4, 8, 16, 32, 64]:
             bad("backbone_strides", "(4, 8, 16, 32, 64): the strides of FPN levels P2..P6")
         if self.image_size < 64 or self.image_size % 64:
@@ -152,6 +164,21 @@ class MaskRCNNConfig:
             bad("learning_rate" if self.learning_rate <= 0 else "gradient_clip_norm", "a positive number")
 
     # ------------------------------------------------------------------------------ helpers
+    def resolved_preprocessing(self) -> str:
+        """``"matterport"``, ``"caffe"`` or ``"rgb"`` (``"auto"`` resolved by the backbone)."""
+        if self.preprocessing != "auto":
+            return self.preprocessing
+        return "rgb" if self.backbone == "light" else "caffe"
+
+    @property
+    def bgr(self) -> bool:
+        """Whether the backbone is fed BGR (caffe-style) input."""
+        return self.resolved_preprocessing() == "caffe"
+
+    def class_name(self, class_id: int) -> str:
+        """Name of 0-based class ``class_id`` (background excluded), or ``"class <id>"``."""
+        return self.class_names[class_id] if 0 <= class_id < len(self.class_names) else f"class {class_id}"
+
     @property
     def anchors_per_location(self) -> int:
         return len(self.rpn_anchor_ratios)
@@ -184,6 +211,7 @@ class MaskRCNNConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "MaskRCNNConfig":
+        values = {k: v for k, v in values.items()}
         unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"MaskRCNNConfig has no field(s) {sorted(unknown)}")

@@ -60,10 +60,12 @@ def example_targets(masks: np.ndarray, labels: np.ndarray, config: MaskRCNNConfi
 
 
 def make_dataset(images: np.ndarray, masks: Sequence[np.ndarray], labels: Sequence[np.ndarray],
-                 config: MaskRCNNConfig, batch_size: int | None = None, augment: bool = False, shuffle: bool = True,
+                 config: MaskRCNNConfig, batch_size: int | None = None, augment: bool | dict = False, shuffle: bool = True,
                  seed: int = 0, drop_remainder: bool = True) -> tf.data.Dataset:
     """Training / validation batches (see the module docstring) from uint8 images ``(N, S, S, 3)``,
-    per-image masks ``(k, S, S)`` and labels ``(k,)``. ``augment``: the report's scheme."""
+    per-image masks ``(k, S, S)`` and labels ``(k,)``. ``augment``: the report's scheme (True), or
+    a dict of :func:`kerasmt.datasets.fashion.augment_example` keywords (e.g. ``{"brightness_p": 0,
+    "blur_or_noise_p": 0}``: flips only, the report's Base1 / Base4)."""
     cfg = config
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[1:] != cfg.image_shape:
@@ -78,7 +80,7 @@ def make_dataset(images: np.ndarray, masks: Sequence[np.ndarray], labels: Sequen
 
 
 def make_dataset_from(loader: Callable[[int], tuple[np.ndarray, np.ndarray, np.ndarray]], n: int,
-                      config: MaskRCNNConfig, batch_size: int | None = None, augment: bool = False,
+                      config: MaskRCNNConfig, batch_size: int | None = None, augment: bool | dict = False,
                       shuffle: bool = True, seed: int = 0, drop_remainder: bool = True) -> tf.data.Dataset:
     """:func:`make_dataset` with examples read on the fly: ``loader(i)`` returns example ``i``
     (uint8 image ``(S, S, 3)``, bool masks ``(k, S, S)``, labels ``(k,)``), e.g. decoded from disk
@@ -88,6 +90,7 @@ def make_dataset_from(loader: Callable[[int], tuple[np.ndarray, np.ndarray, np.n
     cfg = config
     if n < 1:
         raise ValueError(f"n must be >= 1 examples, got {n}")
+    augment_kwargs = dict(augment) if isinstance(augment, dict) else {}
     batch_size = int(batch_size or cfg.batch_size)
     anchors = config_anchors(cfg)
     n_anchors = len(anchors)
@@ -112,8 +115,8 @@ def make_dataset_from(loader: Callable[[int], tuple[np.ndarray, np.ndarray, np.n
         image, stacked, lab = tf.numpy_function(_load, [i], (tf.uint8, tf.uint8, tf.int32))
         image = tf.ensure_shape(tf.cast(image, tf.float32), cfg.image_shape)
         stacked = tf.ensure_shape(stacked, [size, size, None])
-        if augment:
-            image, stacked = augment_example(image, stacked, seeds)
+        if augment or isinstance(augment, dict):
+            image, stacked = augment_example(image, stacked, seeds, **augment_kwargs)
         outs = tf.numpy_function(_targets, [stacked, lab, seeds[0]],
                                  (tf.int32, tf.float32, tf.float32, tf.int32, tf.float32))
         shapes = ([g], [g, 4], [g, *mshape], [n_anchors], [n_anchors, 4])

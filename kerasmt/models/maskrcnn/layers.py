@@ -301,3 +301,25 @@ class SliceRois(layers.Layer):
 def anchors_of(layer: ProposalLayer) -> np.ndarray:
     """The normalised anchors a :class:`ProposalLayer` decodes against."""
     return np.array(layer._anchors)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ConfigCarrier(layers.Layer):
+    """Identity on the image input that carries the model's :class:`MaskRCNNConfig` (as a dict:
+    image size, mean pixel, preprocessing origin, class names) in its ``get_config``, so that a
+    saved inference model alone tells :func:`kerasmt.models.maskrcnn.detect` how to prepare photos."""
+
+    def __init__(self, maskrcnn_config: dict | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.maskrcnn_config = dict(maskrcnn_config or {})
+
+    def call(self, inputs):
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(maskrcnn_config=self.maskrcnn_config)
+        return config

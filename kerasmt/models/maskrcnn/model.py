@@ -29,10 +29,12 @@ from keras import layers
 
 from kerasmt.models.maskrcnn import losses as L
 from kerasmt.models.maskrcnn.config import LOSS_NAMES, MaskRCNNConfig
-from kerasmt.models.maskrcnn.layers import (DetectionLayer, DetectionTargetLayer, ProposalLayer, PyramidRoIAlign,
+from kerasmt.models.maskrcnn.layers import (ConfigCarrier, DetectionLayer, DetectionTargetLayer, ProposalLayer, PyramidRoIAlign,
                                             SelectClassMask, SliceRois, UnflattenRois)
 from kerasmt.models.refinenet import MeanPixelNormalization, light_resnet, resnet_features
 
+#: name of the inference model's :class:`ConfigCarrier` layer
+CONFIG_LAYER = "maskrcnn_config"
 #: layer-name patterns of the two training stages (Matterport's ``layers="heads"`` / ``"all"``)
 HEADS_PREFIXES: tuple[str, ...] = ("fpn_", "rpn_", "mrcnn_")
 
@@ -100,7 +102,8 @@ def build_classifier_head(config: MaskRCNNConfig) -> keras.Model:
     rois = keras.Input((None, 4), name="input_rois")
     maps = [keras.Input((None, None, c), name=f"input_p{i}") for i in (2, 3, 4, 5)]
     bn_training = None if config.train_bn else False
-    x = PyramidRoIAlign((config.pool_size,) * 2, config.image_size, name="roi_align_classifier")([rois, *maps])
+    x = PyramidRoIAlign((config.pool_size,) * 2, config.image_size, name="roi_align_classifier",
+                        dtype="float32")([rois, *maps])
     x = layers.Conv2D(fc, config.pool_size, padding="valid", name="mrcnn_class_conv1")(x)
     x = layers.ReLU(name="mrcnn_class_relu1")(_bn("mrcnn_class_bn1")(x, training=bn_training))
     x = layers.Conv2D(fc, 1, name="mrcnn_class_conv2")(x)
@@ -119,7 +122,8 @@ def build_mask_head(config: MaskRCNNConfig) -> keras.Model:
     rois = keras.Input((None, 4), name="input_rois")
     maps = [keras.Input((None, None, c), name=f"input_p{i}") for i in (2, 3, 4, 5)]
     bn_training = None if config.train_bn else False
-    x = PyramidRoIAlign((config.mask_pool_size,) * 2, config.image_size, name="roi_align_mask")([rois, *maps])
+    x = PyramidRoIAlign((config.mask_pool_size,) * 2, config.image_size, name="roi_align_mask",
+                        dtype="float32")([rois, *maps])
     for i in range(1, 5):
         x = layers.Conv2D(ch, 3, padding="same", name=f"mrcnn_mask_conv{i}")(x)
         x = layers.ReLU(name=f"mrcnn_mask_relu{i}")(_bn(f"mrcnn_mask_bn{i}")(x, training=bn_training))
@@ -149,8 +153,10 @@ class MaskRCNN(keras.Model):
             config = MaskRCNNConfig.from_dict(config)
         self.config = config or MaskRCNNConfig()
         cfg = self.config
-        self.backbone, bgr = build_backbone(cfg, backbone_weights)
-        self.normalize = MeanPixelNormalization(cfg.mean_pixel, input_scale=1.0, bgr=bgr, name="normalize")
+        self.backbone, _ = build_backbone(cfg, backbone_weights)
+        # channel order and mean follow the weights' origin (config.preprocessing): Matterport's COCO
+        # weights saw RGB minus the mean pixel, keras.applications' ImageNet ResNets BGR minus the mean
+        self.normalize = MeanPixelNormalization(cfg.mean_pixel, input_scale=1.0, bgr=cfg.bgr, name="normalize")
         self.rpn = build_rpn_model(cfg)
         self.classifier_head = build_classifier_head(cfg)
         self.mask_head = build_mask_head(cfg)
@@ -177,17 +183,18 @@ class MaskRCNN(keras.Model):
         cfg = self.config
         return ProposalLayer(count, cfg.rpn_nms_threshold, cfg.pre_nms_limit, cfg.image_size, cfg.rpn_anchor_scales,
                              cfg.rpn_anchor_ratios, cfg.backbone_strides, cfg.rpn_anchor_stride, cfg.rpn_bbox_std_dev,
-                             name=name)
+                             name=name, dtype="float32")
 
     def _build_inference(self) -> keras.Model:
         cfg = self.config
         image = keras.Input(cfg.image_shape, name="input_image")
-        f = self.feature_model(image)
+        carried = ConfigCarrier(cfg.to_dict(), name=CONFIG_LAYER)(image)
+        f = self.feature_model(carried)
         rois = self._proposals(cfg.post_nms_rois_inference, "ROI")([f["rpn_probs"], f["rpn_bbox"]])
         _, probs, deltas = self.classifier_head([rois, *f["p"]])
         detections = DetectionLayer(cfg.detection_max_instances, cfg.detection_min_confidence,
                                     cfg.detection_nms_threshold, cfg.bbox_std_dev,
-                                    name="mrcnn_detection")([rois, probs, deltas])
+                                    name="mrcnn_detection", dtype="float32")([rois, probs, deltas])
         boxes = layers.Identity(name="detection_boxes")(detections[..., :4])
         mask_logits = self.mask_head([boxes, *f["p"]])
         masks = layers.Activation("sigmoid", dtype="float32", name="mrcnn_mask_probs")(mask_logits)
@@ -247,11 +254,20 @@ class MaskRCNN(keras.Model):
             self.loss_trackers[k].update_state(losses[k])
         return {k: t.result() for k, t in self.loss_trackers.items()}
 
+    def weight_decay_loss(self):
+        """Matterport's weight decay: ``WEIGHT_DECAY * sum(w ** 2) / size(w)`` summed over the trainable
+        weights except BatchNorm gamma/beta, added to the loss (an L2 penalty in the gradient, not
+        the optimizer's decoupled decay)."""
+        wd = float(self.config.weight_decay)
+        terms = [tf.reduce_sum(tf.square(v)) / tf.cast(tf.size(v), tf.float32) for v in self.trainable_variables
+                 if not v.path.endswith(("gamma", "beta"))]
+        return wd * tf.add_n(terms) if terms and wd > 0 else tf.constant(0.0)
+
     def train_step(self, data):
         batch = data[0] if isinstance(data, tuple) else data
         with tf.GradientTape() as tape:
             losses = self.compute_losses(batch, training=True)
-            total = self._total(losses)
+            total = self._total(losses) + self.weight_decay_loss()
         variables = self.trainable_variables
         grads = tape.gradient(total, variables)
         pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
@@ -261,7 +277,7 @@ class MaskRCNN(keras.Model):
     def test_step(self, data):
         batch = data[0] if isinstance(data, tuple) else data
         losses = self.compute_losses(batch, training=False)
-        return self._track(losses, self._total(losses))
+        return self._track(losses, self._total(losses) + self.weight_decay_loss())
 
     @property
     def metrics(self):
@@ -298,6 +314,21 @@ def build_maskrcnn(config: MaskRCNNConfig | None = None, backbone_weights: str |
     "imagenet" (ResNets, downloaded by Keras), None (random) or a weights file."""
     config = (config or MaskRCNNConfig()).replace(**overrides) if overrides else (config or MaskRCNNConfig())
     return MaskRCNN(config, backbone_weights=None if backbone_weights is None else str(backbone_weights))
+
+
+def model_config(model: keras.Model) -> MaskRCNNConfig:
+    """The :class:`MaskRCNNConfig` of a :class:`MaskRCNN`, of its inference model, or of an
+    inference model loaded from ``.keras`` (read from its ``maskrcnn_config`` layer)."""
+    config = getattr(model, "config", None)
+    if isinstance(config, MaskRCNNConfig):
+        return config
+    try:
+        layer = model.get_layer(CONFIG_LAYER)
+    except ValueError:
+        raise ValueError(f"model {model.name!r} is not a kerasmt Mask R-CNN inference model: it has no "
+                         f"{CONFIG_LAYER!r} layer (models saved before it existed: rebuild with "
+                         f"build_maskrcnn(config) and copy the weights)") from None
+    return MaskRCNNConfig.from_dict(layer.maskrcnn_config)
 
 
 def build_inference_model(config: MaskRCNNConfig | None = None, **overrides: Any) -> keras.Model:

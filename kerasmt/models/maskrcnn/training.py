@@ -1,7 +1,12 @@
 """Two-stage training as in the report (section 4.3): the heads (FPN, RPN, box/class and mask
 heads; backbone frozen) at a constant learning rate without augmentation, then all layers with
-augmentation and a learning rate decaying from ``lr_all`` to ``lr_all_end``. SGD with momentum
-0.9, gradient clipping at 5.0 and weight decay 1e-4 (Appendix B), or Adam.
+augmentation and a learning rate decaying from ``lr_all`` to ``lr_all_end``. As Matterport's
+``compile``: SGD with momentum 0.9, gradients clipped by their global norm at 5.0 (Keras 2's
+``clipnorm`` scaled all gradients by one global norm), and weight decay 1e-4 as an L2 loss on the
+weights but not BatchNorm gamma/beta (:meth:`MaskRCNN.weight_decay_loss`, Appendix B), or Adam.
+An epoch is ``steps_per_epoch`` batches (Matterport's STEPS_PER_EPOCH; the report's runs used
+1,000 to 18,078) or one pass; with validation data the weights of the epoch with the lowest
+validation loss over all stages are restored at the end (the report's "best epoch", Table 6).
 """
 from __future__ import annotations
 
@@ -20,13 +25,14 @@ from kerasmt.models.maskrcnn.model import MaskRCNN
 @dataclass
 class Stage:
     """One training stage: ``layers`` "heads" or "all", ``epochs``, learning rate from ``lr`` to
-    ``lr_end`` (linear per step; ``None``: constant), ``augment``."""
+    ``lr_end`` (linear per step; ``None``: constant), ``augment`` (bool, or a dict of
+    :func:`kerasmt.datasets.fashion.augment_example` keywords)."""
 
     layers: str
     epochs: int
     lr: float
     lr_end: float | None = None
-    augment: bool = False
+    augment: bool | dict = False
 
     def __post_init__(self) -> None:
         if self.layers not in ("heads", "all"):
@@ -41,30 +47,32 @@ REPORT_STAGES: tuple[Stage, ...] = (Stage("heads", 10, 5e-4, None, augment=False
 
 
 def make_optimizer(name: str, learning_rate, config, steps: int | None = None, lr_end: float | None = None):
-    """``"sgd"`` (report: momentum, clipnorm, weight decay without BN gamma/beta) or ``"adam"``."""
+    """``"sgd"`` (report: momentum 0.9) or ``"adam"``, both clipping gradients by their global norm
+    (``config.gradient_clip_norm``). Weight decay is not the optimizer's: it is Matterport's L2 loss
+    (:meth:`MaskRCNN.weight_decay_loss`)."""
     schedule = learning_rate
     if lr_end is not None and steps:
         schedule = keras.optimizers.schedules.PolynomialDecay(learning_rate, steps, lr_end, power=1.0)
     if name == "sgd":
-        opt = keras.optimizers.SGD(schedule, momentum=config.learning_momentum, clipnorm=config.gradient_clip_norm,
-                                   weight_decay=config.weight_decay)
-    elif name == "adam":
-        opt = keras.optimizers.Adam(schedule, clipnorm=config.gradient_clip_norm, weight_decay=None)
-    else:
-        raise ValueError(f"optimizer must be 'sgd' (report) or 'adam', got {name!r}")
-    if name == "sgd":
-        opt.exclude_from_weight_decay(var_names=["gamma", "beta"])
-    return opt
+        return keras.optimizers.SGD(schedule, momentum=config.learning_momentum,
+                                    global_clipnorm=config.gradient_clip_norm)
+    if name == "adam":
+        return keras.optimizers.Adam(schedule, global_clipnorm=config.gradient_clip_norm)
+    raise ValueError(f"optimizer must be 'sgd' (report) or 'adam', got {name!r}")
 
 
-def train_stages(model: MaskRCNN, dataset: Callable[[bool], tf.data.Dataset], stages=REPORT_STAGES,
+def train_stages(model: MaskRCNN, dataset: Callable[[bool | dict], tf.data.Dataset], stages=REPORT_STAGES,
                  val_dataset: tf.data.Dataset | None = None, optimizer: str = "sgd", steps_per_epoch: int | None = None,
                  verbose: int = 0, callbacks: list | None = None) -> pd.DataFrame:
     """Train ``model`` stage by stage; ``dataset(augment)`` returns the training batches of a stage.
+    ``steps_per_epoch``: batches per epoch (the dataset repeats), default one pass.
     Returns the history (one row per epoch: ``stage``, ``epoch`` counted over all stages,
-    ``seconds`` and the losses; ``val_*`` with ``val_dataset``)."""
+    ``seconds`` and the losses; ``val_*`` with ``val_dataset``). With ``val_dataset`` the weights of
+    the epoch with the lowest ``val_loss`` are restored at the end; the history's ``best`` column
+    marks it (``history.attrs["best_epoch"]``)."""
     frames = []
     epoch0 = 0
+    best = _BestWeights() if val_dataset is not None else None
     for k, stage in enumerate(stages):
         stage = stage if isinstance(stage, Stage) else Stage(**stage)
         if stage.epochs == 0:
@@ -81,7 +89,7 @@ def train_stages(model: MaskRCNN, dataset: Callable[[bool], tf.data.Dataset], st
         timer = _EpochTimer()
         hist = model.fit(ds.repeat() if steps_per_epoch else ds, epochs=epoch0 + stage.epochs, initial_epoch=epoch0,
                          steps_per_epoch=steps_per_epoch, validation_data=val_dataset, verbose=verbose,
-                         callbacks=[timer, *(callbacks or [])], shuffle=False)
+                         callbacks=[timer, *([best] if best else []), *(callbacks or [])], shuffle=False)
         frame = pd.DataFrame(hist.history)
         frame.insert(0, "stage", f"{k + 1}: {stage.layers}")
         frame.insert(1, "epoch", np.arange(epoch0 + 1, epoch0 + 1 + len(frame)))
@@ -89,7 +97,28 @@ def train_stages(model: MaskRCNN, dataset: Callable[[bool], tf.data.Dataset], st
         frames.append(frame)
         epoch0 += stage.epochs
     model.set_trainable("all")
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    history = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if best is not None and best.weights is not None:
+        model.set_weights(best.weights)
+        history["best"] = history["epoch"] == best.epoch
+        history.attrs["best_epoch"] = best.epoch
+    return history
+
+
+class _BestWeights(keras.callbacks.Callback):
+    """Keeps a copy of the weights of the epoch with the lowest ``val_loss`` (over all stages)."""
+
+    def __init__(self):
+        super().__init__()
+        self.value = np.inf
+        self.epoch: int | None = None
+        self.weights = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get("val_loss")
+        if value is not None and np.isfinite(value) and value < self.value:
+            self.value, self.epoch = float(value), int(epoch) + 1
+            self.weights = [np.array(w) for w in self.model.get_weights()]
 
 
 class _EpochTimer(keras.callbacks.Callback):
