@@ -41,8 +41,10 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from kerasmt import diskarray
 from kerasmt import images as _images
 from kerasmt.datasets.base import DatasetError
+from kerasmt.utils import cache_dir as user_cache_dir
 
 AUTOTUNE = tf.data.AUTOTUNE
 _CACHE_VERSION = "2"
@@ -366,6 +368,32 @@ def _npy_cached(cache_path: Path, compute: Callable[[], np.ndarray]) -> np.ndarr
     return array
 
 
+def decode_images_to_disk(
+    paths: Sequence[str],
+    path: str | os.PathLike,
+    image_size: int | Sequence[int] = (32, 32),
+    channels: int = 1,
+    resize: str = "stretch",
+    backend: str = "auto",
+    chunk_bytes: int = 128 << 20,
+) -> diskarray.DiskArray:
+    """:func:`decode_images` chunk by chunk (about ``chunk_bytes`` of decoded images each) into a
+    ``.npy`` file at ``path``, so memory holds one chunk whatever the number of images; returns
+    it as a :class:`~kerasmt.diskarray.DiskArray`. Undecodable files are listed as by
+    :func:`decode_images` (per chunk); nothing is left at ``path`` then."""
+    paths = _fs_paths(paths)
+    check_files_exist(paths)
+    size = _as_size(image_size)
+    step = max(1, chunk_bytes // max(1, size[0] * size[1] * channels))
+
+    def chunks():
+        for start in range(0, len(paths), step):
+            part = paths[start:start + step]
+            yield np.arange(start, start + len(part)), decode_images(part, size, channels, resize, backend=backend)
+
+    return diskarray.create(path, (len(paths), size[0], size[1], channels), np.uint8, chunks())
+
+
 def load_images(
     paths: Sequence[str],
     image_size: int | Sequence[int] = (32, 32),
@@ -373,19 +401,32 @@ def load_images(
     resize: str = "stretch",
     cache_dir: str | os.PathLike | None = None,
     backend: str = "auto",
-) -> np.ndarray:
+    in_memory: bool | None = None,
+) -> np.ndarray | diskarray.DiskArray:
     """:func:`decode_images` with an optional on-disk ``.npy`` cache.
 
     The cache file name hashes the paths, their sizes and modification times and the decode
     settings, so a changed image or setting is decoded again.
+
+    ``in_memory``: ``True`` returns a NumPy array; ``False`` decodes into the ``.npy`` cache (under
+    ``cache_dir``, default the user cache ``images/`` folder) and returns it as a
+    :class:`~kerasmt.diskarray.DiskArray` read by rows (memory bounded whatever the number of
+    images); ``None`` (default) picks memory when the decoded array is at most
+    :func:`kerasmt.diskarray.in_memory_limit` (1 GiB).
     """
     paths = _fs_paths(paths)
-    if cache_dir is None:
+    size = _as_size(image_size)
+    if in_memory is None:
+        in_memory = len(paths) * size[0] * size[1] * channels <= diskarray.in_memory_limit()
+    if in_memory and cache_dir is None:
         return decode_images(paths, image_size, channels, resize, backend=backend)
     check_files_exist(paths)
-    size = _as_size(image_size)
-    cache_path = Path(cache_dir) / f"images-{size[0]}x{size[1]}x{channels}-{_cache_key(paths, size, channels, resize)}.npy"
-    return _npy_cached(cache_path, lambda: decode_images(paths, size, channels, resize, backend=backend))
+    folder = Path(cache_dir) if cache_dir is not None else user_cache_dir("images")
+    cache_path = folder / f"images-{size[0]}x{size[1]}x{channels}-{_cache_key(paths, size, channels, resize)}.npy"
+    if in_memory:
+        return _npy_cached(cache_path, lambda: decode_images(paths, size, channels, resize, backend=backend))
+    return diskarray.cached(cache_path, lambda p: decode_images_to_disk(paths, p, size, channels, resize,
+                                                                         backend=backend))
 
 
 def _label_arrays(manifest: pd.DataFrame, labels: str | Sequence[str] | None):
@@ -486,12 +527,14 @@ def image_dataset(
             form multi-output models expect) or ``None`` (images only).
         image_size, channels, resize: decode settings (32x32 grayscale stretched by default).
         batch_size: batch size; ``shuffle`` reshuffles every epoch from ``seed``.
-        cache: ``"memory"`` (decode once into uint8, see :func:`load_images`), ``None`` (stream)
-            or a file prefix for tf.data's on-disk cache (stream once, then read the cache).
+        cache: ``"memory"`` (decode once into uint8, see :func:`load_images`), ``"disk"``
+            (decode once into a ``.npy`` file read by rows when it exceeds 1 GiB, else memory),
+            ``None`` (stream) or a file prefix for tf.data's on-disk cache.
         cache_dir: with ``cache="memory"``, keep the decoded uint8 array as ``.npy`` there.
         augment: callable (e.g. a Keras preprocessing ``Sequential``) applied to float batches
             with ``training=True``; use it for the training set only.
-        images: already decoded uint8 images for the manifest rows (skips decoding).
+        images: already decoded uint8 images for the manifest rows (skips decoding): a NumPy
+            array or a :class:`~kerasmt.diskarray.DiskArray` (read by batches of rows).
         target: ``"labels"`` (default) or ``"images"`` to yield ``(x, x)`` for autoencoders.
         drop_remainder: drop the last incomplete batch.
         n_classes: class count per task (one int for all, or ``{task: count}``): labels outside
@@ -510,11 +553,16 @@ def image_dataset(
     y = _label_arrays(manifest, labels)
     n = len(manifest)
 
-    if images is not None or cache == "memory":
+    if images is not None or cache in ("memory", "disk"):
         if images is None:
-            images = load_images(manifest["path"].tolist(), size, channels, resize, cache_dir)
+            images = load_images(manifest["path"].tolist(), size, channels, resize, cache_dir,
+                                 in_memory=True if cache == "memory" else None)
         if len(images) != n:
             raise ValueError(f"images has {len(images)} rows but the manifest has {n}")
+    if images is not None and diskarray.is_disk(images):
+        # decoded images on disk: shuffle indices, read each batch's rows (bounded memory)
+        ds = diskarray.rows_dataset(images if y is None else (images, y), batch_size, shuffle, seed, drop_remainder)
+    elif images is not None:
         ds = tf.data.Dataset.from_tensor_slices(images if y is None else (images, y))
         if shuffle:
             ds = ds.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=True)
@@ -529,7 +577,8 @@ def image_dataset(
         else:
             ds = stream_images(paths, size, channels, resize, extras, shuffle=shuffle, seed=seed)
 
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if images is None or not diskarray.is_disk(images):
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
 
     def _finish(x, *rest):
         x = to_float(x)

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
+from kerasmt import diskarray
 from kerasmt.studies import fashion as study
 from kerasmt.utils import save_metrics
 
@@ -34,15 +35,24 @@ def test_load_data_splits_and_counts(data):
     assert data.class_table()["test images"].sum() == data.test.multi_hot.sum()
 
 
-@pytest.mark.parametrize("mode", ["memory", "generator", "stream"])
-def test_training_batches_in_memory_and_streamed(data, mode, monkeypatch):
-    if mode == "generator":  # large in-memory arrays are read by index, not embedded in the graph
-        monkeypatch.setattr(study, "_MAX_CONSTANT_BYTES", 0)
-    if mode == "stream":
+@pytest.mark.parametrize("mode", ["memory", "disk", "stream"])
+def test_training_batches_in_memory_and_streamed(data, mode, tmp_path):
+    if mode != "memory":  # too large for memory: decoded once into .npy files, or from the image files
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            data = study.load_data(None, image_size=SIZE, n_test=6, n_synthetic=24, seed=2, in_memory=False)
-        assert data.train.x is None
+            data = study.load_data(None, image_size=SIZE, n_test=6, n_synthetic=24, seed=2, in_memory=False,
+                                   disk_cache=mode == "disk", cache_dir=tmp_path)
+        if mode == "stream":
+            assert data.train.x is None and data.val.x is None
+        else:
+            assert diskarray.is_disk(data.train.x) and diskarray.is_disk(data.val.semantic)
+            assert len(list(tmp_path.glob("*.npy"))) == 4  # images + semantic maps of train and val
+            memory = study.load_data(None, image_size=SIZE, n_test=6, n_synthetic=24, seed=2)
+            assert np.array_equal(data.train.x[:], memory.train.x)
+            assert np.array_equal(data.val.semantic[:], memory.val.semantic)
+            assert data.describe().equals(memory.describe())
+            x, y = next(iter(data.eval_dataset("val", "semantic", batch_size=8)))
+            assert np.array_equal(y.numpy(), memory.val.semantic)
     x, y = next(iter(data.train_dataset("semantic", batch_size=4, augment=True, seed=0)))
     assert x.shape == (4, SIZE, SIZE, 3) and x.dtype.name == "float32"
     assert 0.0 <= float(x.numpy().min()) and float(x.numpy().max()) <= 1.0

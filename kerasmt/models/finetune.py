@@ -414,30 +414,45 @@ def boundary_shape(model: keras.Model, k: int, backbone: str | None = None) -> t
 
 def cached_outputs(
     extractor: keras.Model,
-    images: np.ndarray,
+    images: Any,
     batch_size: int = 64,
     augment: Callable | None = None,
     copies: int = 0,
     seed: int = 0,
-) -> np.ndarray:
+    path: str | os.PathLike | None = None,
+) -> Any:
     """Outputs of ``extractor`` (e.g. :func:`feature_model` or the ``bottom`` of
-    :func:`split_at_boundary`) for uint8 images ``(N, H, W, C)``: the clean images, then
-    ``copies`` passes through ``augment`` (a preprocessing layer taking [0, 1] float batches), so
-    the result has ``(1 + copies) * N`` rows in that order."""
+    :func:`split_at_boundary`) for uint8 images ``(N, H, W, C)`` (a NumPy array or a
+    :class:`kerasmt.diskarray.DiskArray`): the clean images, then ``copies`` passes through
+    ``augment`` (a preprocessing layer taking [0, 1] float batches), so the result has
+    ``(1 + copies) * N`` rows in that order.
+
+    ``path``: write the outputs batch by batch into that ``.npy`` file and return it as a
+    :class:`~kerasmt.diskarray.DiskArray` (bottleneck features of a large dataset never held
+    whole in memory); ``None`` returns a NumPy array."""
     import tensorflow as tf
+
+    from kerasmt import diskarray
 
     if copies and augment is None:
         raise ValueError("copies > 0 needs an augment callable")
     predict = tf.function(lambda x: extractor(x, training=False), reduce_retracing=True)
-    outputs = []
-    for copy in range(1 + int(copies)):
-        ds = tf.data.Dataset.from_tensor_slices(images).batch(batch_size)
-        ds = ds.map(lambda x: tf.cast(x, tf.float32) / 255.0)
-        if copy:
-            keras.utils.set_random_seed(seed + copy)
-            ds = ds.map(lambda x: augment(x, training=True))
-        ds = ds.prefetch(2)
-        outputs.append(np.concatenate([predict(batch).numpy() for batch in ds], axis=0))
+
+    def batches():
+        for copy in range(1 + int(copies)):
+            ds = diskarray.rows_dataset(images, batch_size)
+            ds = ds.map(lambda x: tf.cast(x, tf.float32) / 255.0)
+            if copy:
+                keras.utils.set_random_seed(seed + copy)
+                ds = ds.map(lambda x: augment(x, training=True))
+            for batch in ds.prefetch(2):
+                yield np.asarray(predict(batch), dtype=np.float32)
+
+    if path is not None:
+        return diskarray.save_chunks(path, batches(), (1 + int(copies)) * len(images))
+    outputs = list(batches())
+    if not outputs:
+        return np.zeros((0,) + tuple(int(s) for s in extractor.output.shape[1:]), np.float32)
     return np.concatenate(outputs, axis=0)
 
 

@@ -195,14 +195,17 @@ def head_model(model: keras.Model) -> keras.Model:
 
 
 def extract_features(model: keras.Model, images, batch_size: int = 64):
-    """Pooled backbone features of ``images`` (uint8 [0, 255] or float [0, 1] array, or a dataset
+    """Pooled backbone features of ``images`` (uint8 [0, 255] or float [0, 1] array, a
+    :class:`kerasmt.diskarray.DiskArray`, or a dataset
     of image batches) under a :func:`transfer_model` (or its :func:`feature_model`)."""
     import numpy as np
     import tensorflow as tf
 
+    from kerasmt import diskarray
+
     extractor = model if model.name.endswith("_features") else feature_model(model)
-    if isinstance(images, np.ndarray):
-        ds = tf.data.Dataset.from_tensor_slices(images).batch(batch_size)
+    if isinstance(images, np.ndarray) or diskarray.is_disk(images):
+        ds = diskarray.rows_dataset(images, batch_size)  # rows gathered by index, never copied into the graph
         if images.dtype == np.uint8:
             ds = ds.map(lambda x: tf.cast(x, tf.float32) / 255.0)
         images = ds

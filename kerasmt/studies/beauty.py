@@ -17,7 +17,8 @@ departures, both switchable: InceptionV3's own preprocessing ([-1, 1]) instead o
 1/255 rescaling (``preprocessing="rescale"`` restores it), and the backbone always runs with
 ``training=False`` (frozen BatchNorm statistics).
 
-Speed-ups that keep the protocol's meaning: decoded images are cached in memory (uint8) and
+Speed-ups that keep the protocol's meaning: decoded images are cached (uint8: in memory, or in a
+``.npy`` file read by batches when a split exceeds 1 GiB, so the real dataset runs in bounded memory) and
 augmented on the fly by Keras preprocessing layers; TL can train the head on cached pooled features
 (``cache_features``; exact without augmentation, a fixed pool of ``augment_copies`` augmented
 copies otherwise); FT-k can likewise train the unfrozen blocks on cached activations of the frozen
@@ -39,7 +40,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from kerasmt import pipeline, regroup
+from kerasmt import diskarray, pipeline, regroup
 from kerasmt.datasets import folder_classes as fc
 from kerasmt.models import finetune as ft
 from kerasmt.training import fit
@@ -73,10 +74,11 @@ TAGS = ("full", "grouped")
 # ------------------------------------------------------------------------------------------ data
 @dataclass
 class BeautyData:
-    """The three splits' manifests, their decoded uint8 images and the class names."""
+    """The three splits' manifests, their decoded uint8 images (NumPy arrays, or
+    :class:`~kerasmt.diskarray.DiskArray` files read by rows for large splits) and the class names."""
 
     manifests: dict[str, pd.DataFrame]
-    images: dict[str, np.ndarray]
+    images: dict[str, Any]
     class_names: list[str]
     root: Path
     synthetic: bool
@@ -93,7 +95,7 @@ class BeautyData:
 
     def dataset(self, split: str, batch_size: int = 64, augment: Any = None, shuffle: bool | None = None,
                 seed: int = 0, images: np.ndarray | None = None) -> tf.data.Dataset:
-        """Batches ``(float images in [0, 1], labels)`` of a split from the in-memory uint8 cache;
+        """Batches ``(float images in [0, 1], labels)`` of a split from the decoded uint8 cache;
         ``augment`` (training only) is applied to each float batch; the training split shuffles
         every epoch unless ``shuffle=False``."""
         return pipeline.image_dataset(
@@ -136,7 +138,10 @@ def load_data(
     """Read a folder-per-class dataset (raw ``boxes_*`` folders split 80/10/10 in memory, or a
     ``train/validation/test`` split root; see :mod:`kerasmt.datasets.folder_classes`), or the
     synthetic one when ``data_dir`` is None, and decode every image once to ``image_size`` RGB
-    uint8. ``cache_dir`` keeps the decoded arrays as ``.npy`` between runs."""
+    uint8. A split whose decoded images exceed 1 GiB (:func:`kerasmt.diskarray.in_memory_limit`;
+    the real dataset at 299 px: 19.5 GB) is decoded once into a ``.npy`` file under ``cache_dir``
+    (default: the user cache) and read from it by batches, so memory stays bounded; smaller
+    splits stay in memory (``cache_dir`` then keeps them as ``.npy`` between runs too)."""
     synthetic = data_dir is None
     root = fc.synthetic_root(n_per_class, seed, synthetic_image_size) if synthetic else Path(data_dir)
     everything = fc.load(root, split=None)
@@ -313,33 +318,64 @@ def top_k_accuracy(y_true: np.ndarray, proba: np.ndarray, k: int = 5) -> float:
 
 class FeatureCache:
     """Cached backbone outputs (pooled features, FT boundary activations) keyed by the weights,
-    preprocessing, images and the cut, so the grouped sweep reuses the full sweep's work."""
+    preprocessing, images and the cut, so the grouped sweep reuses the full sweep's work.
 
-    def __init__(self) -> None:
-        self._store: dict[str, np.ndarray] = {}
+    Arrays larger than :func:`kerasmt.diskarray.in_memory_limit` (1 GiB) are written to ``.npy``
+    files in a temporary folder under ``folder`` (default: the user cache) and read by rows;
+    :meth:`clear` deletes them."""
 
-    def get(self, key: str, compute) -> np.ndarray:
+    def __init__(self, folder: str | os.PathLike | None = None) -> None:
+        self._store: dict[str, Any] = {}
+        self._folder = Path(folder) if folder is not None else None
+        self._tmp: Path | None = None
+
+    def path_for(self, key: str) -> Path:
+        """A fresh ``.npy`` path in this cache's temporary folder for ``key``."""
+        if self._tmp is None:
+            import tempfile
+
+            parent = self._folder or user_cache_dir("features")
+            parent.mkdir(parents=True, exist_ok=True)
+            self._tmp = Path(tempfile.mkdtemp(prefix=f"features-{os.getpid()}-", dir=parent))
+        return self._tmp / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.npy"
+
+    def get(self, key: str, compute, nbytes: int = 0) -> Any:
+        """The array cached under ``key``, else ``compute(path)``; ``path`` is a ``.npy`` file to
+        write when ``nbytes`` (the expected size) exceeds the in-memory limit, else ``None``."""
         if key not in self._store:
-            self._store[key] = compute()
+            path = self.path_for(key) if nbytes > diskarray.in_memory_limit() else None
+            self._store[key] = compute(path)
         return self._store[key]
 
     def clear(self) -> None:
+        import shutil
+
         self._store.clear()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def __del__(self) -> None:
+        if getattr(self, "_tmp", None) is not None:
+            import shutil
+
+            shutil.rmtree(self._tmp, ignore_errors=True)
 
     @property
     def nbytes(self) -> int:
-        return int(sum(a.nbytes for a in self._store.values()))
+        """Bytes held in memory (arrays on disk count 0)."""
+        return int(sum(a.nbytes for a in self._store.values() if not diskarray.is_disk(a)))
 
 
-def _images_key(images: np.ndarray) -> str:
-    return hashlib.sha1(images[:: max(1, len(images) // 64)].tobytes()).hexdigest()[:12] + f"-{images.shape}"
+def _images_key(images: Any) -> str:
+    rows = np.arange(0, len(images), max(1, len(images) // 64))
+    return hashlib.sha1(np.asarray(images[rows]).tobytes()).hexdigest()[:12] + f"-{tuple(images.shape)}"
 
 
-def _array_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:
-    ds = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int32)))
-    if shuffle:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+def _array_dataset(x: Any, y: np.ndarray, batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:
+    """Batches of rows of ``x`` (NumPy or :class:`~kerasmt.diskarray.DiskArray`) and labels ``y``,
+    gathered by index (never copied into the graph)."""
+    return diskarray.rows_dataset((x, y.astype(np.int32)), batch_size, shuffle, seed).prefetch(tf.data.AUTOTUNE)
 
 
 def predict_proba(model: keras.Model, dataset: tf.data.Dataset) -> np.ndarray:
@@ -436,9 +472,12 @@ def train_regime(
         wkey = f"{backbone}|{weights}|{preprocessing}|{size}|cut{cut}"
         tr_key = f"{wkey}|train|{_images_key(data.images['train'])}|c{copies}|s{seed}"
         va_key = f"{wkey}|val|{_images_key(data.images['validation'])}"
-        x_tr = cache.get(tr_key, lambda: ft.cached_outputs(bottom, data.images["train"], eval_batch_size,
-                                                            augmentation, copies, seed))
-        x_va = cache.get(va_key, lambda: ft.cached_outputs(bottom, data.images["validation"], eval_batch_size))
+        row_bytes = int(np.prod(shape)) * 4
+        x_tr = cache.get(tr_key, lambda path: ft.cached_outputs(bottom, data.images["train"], eval_batch_size,
+                                                                 augmentation, copies, seed, path=path),
+                         nbytes=(1 + copies) * len(y_train) * row_bytes)
+        x_va = cache.get(va_key, lambda path: ft.cached_outputs(bottom, data.images["validation"], eval_batch_size,
+                                                                 path=path), nbytes=len(y_val) * row_bytes)
         trainee = top
         train_ds = _array_dataset(x_tr, np.tile(y_train, 1 + copies), batch_size, True, seed)
         val_ds = _array_dataset(x_va, y_val, eval_batch_size, False, seed)
@@ -628,6 +667,26 @@ def grouping_agreement(grouping: regroup.Grouping, data: BeautyData) -> dict[str
 
 
 # ------------------------------------------------------------------------------ from scratch
+def resize_images(images: Any, size: int, chunk: int = 256) -> Any:
+    """uint8 images resized to ``size`` x ``size`` (antialiased bilinear): a NumPy array for one
+    in memory; for a :class:`~kerasmt.diskarray.DiskArray` a resized ``.npy`` beside it, built
+    chunk by chunk once and reused."""
+    if images.shape[1] == size and images.shape[2] == size:
+        return images
+
+    def resize(x: np.ndarray) -> np.ndarray:
+        return tf.cast(tf.clip_by_value(tf.round(tf.image.resize(x, (size, size), antialias=True)), 0, 255),
+                       tf.uint8).numpy()
+
+    if not diskarray.is_disk(images):
+        return resize(np.asarray(images))
+    base = images.path
+    tag = "all" if images._index is None else hashlib.sha1(images._index.tobytes()).hexdigest()[:12]
+    target = base.with_name(f"{base.stem}-resized{size}-{tag}.npy")
+    return diskarray.cached(target, lambda p: diskarray.save_chunks(
+        p, (resize(x) for x in images.iter_chunks(chunk)), len(images)))
+
+
 def train_scratch(
     data: BeautyData,
     architecture: str,
@@ -661,16 +720,13 @@ def train_scratch(
     if bn_momentum is not None:
         ft.set_batchnorm_momentum(model, bn_momentum)
 
-    def resized(split: str) -> np.ndarray:
-        x = data.images[split]
-        if x.shape[1] == size:
-            return x
-        return tf.cast(tf.round(tf.image.resize(x, (size, size), antialias=True)), tf.uint8).numpy()
+    def resized(split: str) -> Any:
+        return resize_images(data.images[split], size)
 
     x_train, train_manifest = resized("train"), data.manifests["train"]
     if limit_per_class:
         keep = train_manifest.groupby("label", sort=False).head(int(limit_per_class)).index.to_numpy()
-        x_train, train_manifest = x_train[keep], train_manifest.loc[keep].reset_index(drop=True)
+        x_train, train_manifest = diskarray.take_rows(x_train, keep), train_manifest.loc[keep].reset_index(drop=True)
     augmentation = ft.report_augmentation(seed=seed) if augment else None
     train_ds = pipeline.image_dataset(train_manifest, "label", images=x_train, batch_size=batch_size, shuffle=True,
                                       seed=seed, augment=augmentation)

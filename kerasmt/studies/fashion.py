@@ -16,7 +16,10 @@ Every model is summarised by a :class:`ModelResult`; :func:`results_table` takes
 """
 from __future__ import annotations
 
+import hashlib
+import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -26,8 +29,10 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from kerasmt import diskarray
 from kerasmt import metrics_instances as mi
 from kerasmt.datasets import fashion as fd
+from kerasmt.utils import cache_dir as user_cache_dir
 from kerasmt.utils import set_seed
 
 # ------------------------------------------------------------------------------ report numbers
@@ -223,7 +228,7 @@ class FashionData:
             row = {"split": name, "images": len(split), "segments": len(segs),
                    "labels per image": round(float(split.multi_hot.sum(1).mean()), 2)}
             if split.semantic is not None:
-                row["background pixels"] = round(float((split.semantic == 0).mean()), 3)
+                row["background pixels"] = round(float((_sample_maps(split.semantic) == 0).mean()), 3)
             rows.append(row)
         return pd.DataFrame(rows).set_index("split")
 
@@ -258,10 +263,6 @@ class FashionData:
         return _dataset(self, part, target, batch_size, False, 0, False)
 
 
-#: in-memory splits larger than this are fed by a generator instead of ``from_tensor_slices``
-_MAX_CONSTANT_BYTES = 500_000_000
-
-
 def _dataset(data: FashionData, split: Split, target: str, batch_size: int, augment: bool, seed: int,
              shuffle: bool) -> tf.data.Dataset:
     if target not in {"semantic", "multilabel"}:
@@ -270,15 +271,9 @@ def _dataset(data: FashionData, split: Split, target: str, batch_size: int, augm
     size = data.size
     if split.x is not None:
         y = split.semantic if target == "semantic" else split.multi_hot.astype(np.float32)
-        if split.x.nbytes + y.nbytes <= _MAX_CONSTANT_BYTES:
-            ds = tf.data.Dataset.from_tensor_slices((split.x, y))
-        else:  # large arrays would be embedded in the graph (2 GB protobuf limit): read them by index
-            x_arr = split.x
-            ds = tf.data.Dataset.from_generator(
-                lambda: ((x_arr[i], y[i]) for i in range(n)),
-                output_signature=(tf.TensorSpec(x_arr.shape[1:], tf.uint8), tf.TensorSpec(y.shape[1:], tf.as_dtype(y.dtype))))
-        if shuffle:
-            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        # rows gathered by shuffled index batches (from memory or the on-disk cache), then unbatched
+        # for the per-example augmentation: never copied into the graph, memory bounded
+        ds = diskarray.rows_dataset((split.x, y), 32, shuffle, seed, unbatch=True)
     else:
         by_image = {k: v for k, v in data.reduced.groupby("image_id", sort=False)}
         rows = split.images
@@ -317,13 +312,70 @@ def _dataset(data: FashionData, split: Split, target: str, batch_size: int, augm
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _split(images: pd.DataFrame, reduced: pd.DataFrame, n_classes: int, size: int, decode: bool,
-           instances: bool) -> Split:
+def _split(images: pd.DataFrame, reduced: pd.DataFrame, n_classes: int, size: int, decode: bool | str,
+           instances: bool, cache_dir: str | Path | None = None) -> Split:
+    """``decode``: ``True`` (into memory), ``"disk"`` (once into ``.npy`` files under ``cache_dir``,
+    read by rows) or ``False`` (not decoded: streamed from the image files)."""
     hot = fd.multi_hot(images, n_classes)
     if not decode:
         return Split(images, None, None, hot)
+    if decode == "disk":
+        x, sem = decode_to_disk(images, reduced, size, cache_dir)
+        return Split(images, x, sem, hot)
     dec = fd.decode_examples(images, reduced, size, keep_instances=instances)
     return Split(images, dec.images, dec.semantic, hot, dec.masks, dec.labels)
+
+
+def decode_to_disk(images: pd.DataFrame, reduced: pd.DataFrame, size: int, cache_dir: str | Path | None = None,
+                   chunk: int = 128) -> tuple[diskarray.DiskArray, diskarray.DiskArray]:
+    """Letterboxed images ``(N, S, S, 3)`` and semantic maps ``(N, S, S)`` of an image table,
+    decoded once, ``chunk`` images at a time, into two ``.npy`` files under ``cache_dir`` (default:
+    the user cache ``fashion/`` folder) and returned as :class:`~kerasmt.diskarray.DiskArray` files
+    read by rows. The file names hash the image files (paths, sizes, times), their segments and the
+    size, so a changed dataset is decoded again. Vanished segments are counted in one warning."""
+    paths = images["path"].astype(str).tolist()
+    segs = reduced[reduced["image_id"].isin(set(images["image_id"]))]
+    digest = hashlib.sha1(f"v1|{size}|".encode())
+    for path in paths:
+        st = os.stat(path)
+        digest.update(f"{path}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    digest.update(pd.util.hash_pandas_object(segs[["image_id", "rle", "label"]], index=False).to_numpy().tobytes())
+    key = digest.hexdigest()[:20]
+    folder = Path(cache_dir) if cache_dir is not None else user_cache_dir("fashion")
+    x_path, s_path = folder / f"images-{size}-{key}.npy", folder / f"semantic-{size}-{key}.npy"
+    if x_path.is_file() and s_path.is_file():
+        return diskarray.DiskArray(x_path), diskarray.DiskArray(s_path)
+    n = len(images)
+    groups = segs.groupby("image_id", sort=False).indices
+    x_writer = diskarray.Writer(x_path, (n, size, size, 3), np.uint8)
+    s_writer = diskarray.Writer(s_path, (n, size, size), np.uint8)
+    dropped = 0
+    try:
+        for start in range(0, n, chunk):
+            part = images.iloc[start:start + chunk]
+            rows = np.concatenate([groups[i] for i in part["image_id"] if i in groups] or [np.zeros(0, np.int64)])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                dec = fd.decode_examples(part, segs.iloc[rows], size, keep_instances=False)
+            index = np.arange(start, start + len(part))
+            x_writer.write(index, dec.images)
+            s_writer.write(index, dec.semantic)
+            dropped += dec.dropped
+    except BaseException:
+        x_writer.abort()
+        s_writer.abort()
+        raise
+    if dropped:
+        warnings.warn(f"{dropped} segment(s) vanished when letterboxing to {size}px and were dropped", stacklevel=2)
+    return x_writer.close(), s_writer.close()
+
+
+def _sample_maps(maps: Any, limit: int = 1024) -> np.ndarray:
+    """Label maps for class-frequency estimates: all of an in-memory array, else ``limit`` evenly
+    spaced maps read from the on-disk cache."""
+    if not diskarray.is_disk(maps) or len(maps) <= limit:
+        return np.asarray(maps)
+    return maps[np.linspace(0, len(maps) - 1, limit).astype(np.int64)]
 
 
 def load_data(
@@ -336,15 +388,21 @@ def load_data(
     seed: int = 0,
     limit: int | None = None,
     in_memory: bool | None = None,
+    disk_cache: bool = True,
+    cache_dir: str | Path | None = None,
 ) -> FashionData:
     """Read (or synthesize, ``data_dir=None``) the dataset, reduce the labels, hold out
     ``n_test`` test images (report: 1,000) and ``val_fraction`` of the rest for validation, and
     letterbox everything to ``image_size``.
 
-    Test and validation images are decoded into memory (test with its instance masks). Training
-    images are decoded into memory when ``in_memory`` (default: when they fit in ~2 GB), else
-    streamed from disk by :meth:`FashionData.train_dataset`. ``limit`` keeps a seeded random
-    subset of the images (smoke runs).
+    Test images are decoded into memory with their instance masks (``n_test`` of them, whatever
+    the dataset's size). Training and validation images with their semantic maps are decoded into
+    memory when ``in_memory`` (default: when a split's decoded arrays fit in 1 GiB,
+    :func:`kerasmt.diskarray.in_memory_limit`); otherwise, with ``disk_cache`` (default), once into
+    ``.npy`` files under ``cache_dir`` (default: the user cache) that every epoch reads by rows,
+    and without it they are decoded from the image files every epoch. Either way memory stays
+    bounded whatever the number of images. ``limit`` keeps a seeded random subset of the images
+    (smoke runs).
     """
     synthetic = data_dir is None
     root = fd.synthetic_root(n_synthetic, seed) if synthetic else Path(data_dir).expanduser()
@@ -357,13 +415,17 @@ def load_data(
     n_val = max(1, int(round(val_fraction * len(train_all))))
     train, val = fd.holdout_split(train_all, n_val, seed + 1)
     n_classes = len(fd.LABEL_SETS[label_set])
-    if in_memory is None:
-        in_memory = len(train) * image_size * image_size * 4 <= 4e9
+    def how(part: pd.DataFrame) -> bool | str:  # 3 image bytes + 1 label byte per pixel
+        fits = len(part) * image_size * image_size * 4 <= diskarray.in_memory_limit()
+        if in_memory or (in_memory is None and fits):
+            return True
+        return "disk" if disk_cache else False
+
     return FashionData(
         root=Path(root), synthetic=synthetic, label_set=label_set, size=int(image_size), segments=segments,
         reduced=reduced, steps=steps,
-        train=_split(train, reduced, n_classes, image_size, in_memory, False),
-        val=_split(val, reduced, n_classes, image_size, True, False),
+        train=_split(train, reduced, n_classes, image_size, how(train), False, cache_dir),
+        val=_split(val, reduced, n_classes, image_size, how(val), False, cache_dir),
         test=_split(test, reduced, n_classes, image_size, True, True),
     )
 
@@ -537,10 +599,8 @@ def train_refinenet(
 
     set_seed(seed)
     n = data.n_classes + 1
-    if data.train.semantic is not None:
-        weights_ce = class_weights_from_maps(data.train.semantic, n, power=class_weight_power)
-    else:
-        weights_ce = class_weights_from_maps(data.val.semantic, n, power=class_weight_power)
+    maps = data.train.semantic if data.train.semantic is not None else data.val.semantic
+    weights_ce = class_weights_from_maps(_sample_maps(maps), n, power=class_weight_power)
     model = refinenet(data.n_classes, (None, None, 3), encoder=encoder, weights=weights, features=features,
                       name=f"refinenet_{encoder.lower()}", **builder_kwargs)
     loss = PixelCrossentropyDice(ce_weight=ce_weight, dice_weight=dice_weight, class_weights=weights_ce)
@@ -627,7 +687,7 @@ def _maskrcnn_dataset(data: FashionData, split: Split, config, batch_size: int, 
     not decoded into memory (large real data), decoded from disk on the fly."""
     from kerasmt.models import maskrcnn as mr
 
-    if split.x is not None:
+    if split.x is not None and not diskarray.is_disk(split.x):
         masks, labels = split.masks, split.labels
         if not masks:  # training splits keep only semantic maps: decode the instances once
             dec = fd.decode_examples(split.images, data.reduced, data.size, keep_instances=True)

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from kerasmt import pipeline, tuning
+from kerasmt import diskarray, pipeline, tuning
 from kerasmt.datasets import utkface as utk
 from kerasmt.distribute import build_in_scope
 from kerasmt.models import transfer
@@ -205,7 +205,8 @@ class UTKData:
                            f"{ {s: list(v) for s, v in self.splits.items()} }") from None
 
     def images(self, scheme: str, split: str, size: int | None = None) -> np.ndarray:
-        return self.images_at(size)[self.frame(scheme, split)["row"].to_numpy()]
+        # a NumPy array, or a lazy row view when the decoded subset lives on disk (> 1 GiB)
+        return diskarray.take_rows(self.images_at(size), self.frame(scheme, split)["row"].to_numpy())
 
     def labels(self, scheme: str, split: str) -> dict[str, np.ndarray]:
         frame = self.frame(scheme, split)
