@@ -11,6 +11,11 @@
 It returns a :class:`FitResult` whose ``history`` is the full per-epoch log (including epochs run
 before an interruption), read back from the CSV.
 
+Mixed precision and XLA (a study's ``MIXED_PRECISION`` and ``JIT_COMPILE``): :func:`configure`
+sets the Keras dtype policy (``mixed_float16`` on a GPU, ``mixed_bfloat16`` on a CPU) for the
+models built afterwards and the XLA option :func:`fit` applies; :func:`fit` makes every model's
+output layers float32 (:func:`float32_outputs`); :func:`reset` restores float32 at the end.
+
 With ``strategy=`` (a ``tf.distribute`` strategy or its name, see :mod:`kerasmt.distribute`) the
 model must have been built and compiled in the strategy's scope (``distribute.build_in_scope``,
 ``compile_classifier(..., strategy=)``); the datasets' batch size is the global batch, split across
@@ -20,6 +25,7 @@ kept for resuming when it is interrupted).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -40,6 +46,105 @@ from kerasmt import distribute
 from kerasmt.losses import MaskedSparseCategoricalCrossentropy
 from kerasmt.metrics import MaskedSparseCategoricalAccuracy
 from kerasmt.utils import RunFolderLocked, RunLock  # noqa: F401  (RunFolderLocked: part of fit's API)
+
+
+# ------------------------------------------------------------------ mixed precision and XLA
+#: JIT_COMPILE of the notebooks: ``None``/``"auto"`` lets Keras choose (XLA on a GPU, not on a
+#: CPU), ``True``/``False`` force it for every model :func:`fit` trains
+_JIT_COMPILE: bool | None = None
+_POLICY_BEFORE: list[str] = []
+
+
+def has_gpu() -> bool:
+    """True when TensorFlow sees a GPU."""
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def precision_policy(mixed_precision: bool | str | None) -> str:
+    """The Keras dtype policy name for a ``MIXED_PRECISION`` setting: ``False``/``None``/
+    ``"float32"`` -> ``"float32"``; ``True``/``"auto"`` -> ``"mixed_float16"`` on a GPU,
+    ``"mixed_bfloat16"`` on a CPU; ``"mixed_float16"``/``"mixed_bfloat16"`` as given."""
+    if mixed_precision in (False, None, "float32", "off", 0):
+        return "float32"
+    if mixed_precision in (True, "auto", "on", 1):
+        return "mixed_float16" if has_gpu() else "mixed_bfloat16"
+    if mixed_precision in ("mixed_float16", "mixed_bfloat16"):
+        return str(mixed_precision)
+    raise ValueError(f"MIXED_PRECISION must be True, False, 'auto', 'float32', 'mixed_float16' or "
+                     f"'mixed_bfloat16', got {mixed_precision!r}")
+
+
+def configure(mixed_precision: bool | str | None = False, jit_compile: bool | str | None = "auto") -> str:
+    """Set the precision and XLA options of a study (its ``MIXED_PRECISION`` and ``JIT_COMPILE``
+    parameters) for every model built and trained afterwards; returns the policy name.
+
+    The Keras global dtype policy becomes :func:`precision_policy` of ``mixed_precision`` (models
+    built afterwards compute in float16/bfloat16 with float32 variables; Keras wraps the optimizer
+    of a ``mixed_float16`` model in a loss-scale optimizer at compile time), and :func:`fit` runs
+    every model with float32 outputs (:func:`float32_outputs`) and with ``jit_compile`` unless it is
+    ``"auto"``. Undo with :func:`reset` at the end of the study (or use :func:`precision`)."""
+    global _JIT_COMPILE
+    if jit_compile not in (None, "auto", True, False):
+        raise ValueError(f"JIT_COMPILE must be True, False or 'auto', got {jit_compile!r}")
+    policy = precision_policy(mixed_precision)
+    _POLICY_BEFORE.append(keras.config.dtype_policy().name)
+    keras.config.set_dtype_policy(policy)
+    _JIT_COMPILE = None if jit_compile in (None, "auto") else bool(jit_compile)
+    return policy
+
+
+def reset() -> str:
+    """Undo :func:`configure`: the dtype policy it replaced (float32 when unknown) and Keras' own
+    JIT choice. Returns the policy now in force."""
+    global _JIT_COMPILE
+    _JIT_COMPILE = None
+    policy = _POLICY_BEFORE.pop() if _POLICY_BEFORE else "float32"
+    _POLICY_BEFORE.clear()
+    keras.config.set_dtype_policy(policy)
+    return policy
+
+
+@contextlib.contextmanager
+def precision(mixed_precision: bool | str | None = True, jit_compile: bool | str | None = "auto"):
+    """``with precision(True): ...``: :func:`configure` inside the block, :func:`reset` after it
+    (also on errors). Yields the policy name."""
+    policy = configure(mixed_precision, jit_compile)
+    try:
+        yield policy
+    finally:
+        reset()
+
+
+def _output_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    found = []
+    for tensor in model.outputs:
+        layer = tensor._keras_history.operation
+        if isinstance(layer, keras.Model) and getattr(layer, "outputs", None):
+            found.extend(_output_layers(layer))
+        else:
+            found.append(layer)
+    return found
+
+
+def float32_outputs(model: keras.Model) -> keras.Model:
+    """Make the layers that produce ``model``'s outputs (the final Dense / activation of each
+    head, inside nested models too) compute in float32, so that predictions and the losses on
+    them are float32 under a mixed precision policy (their variables are float32 already).
+    Returns the model (changed in place; a float32 model is left as it is)."""
+    for layer in _output_layers(model):
+        if layer.dtype_policy.compute_dtype != "float32":
+            layer.dtype_policy = keras.DTypePolicy("float32")
+    return model
+
+
+def set_jit_compile(model: keras.Model, jit_compile: bool | str | None) -> keras.Model:
+    """Set a compiled model's XLA option: ``True``/``False``, or ``None``/``"auto"`` (Keras'
+    choice: XLA on a GPU only). Its compiled train/test/predict functions are rebuilt."""
+    value = None if jit_compile in (None, "auto") else bool(jit_compile)
+    if value is not None and getattr(model, "_jit_compile", None) != value:
+        model.jit_compile = value
+        model.train_function = model.test_function = model.predict_function = None
+    return model
 
 
 def compile_classifier(
@@ -380,6 +485,10 @@ def _fit_locked(model: keras.Model, train: Any, validation: Any, epochs: int, ru
 
     if isinstance(train, tf.data.Dataset):
         fit_kwargs.setdefault("shuffle", False)  # datasets shuffle themselves
+    if keras.config.dtype_policy().name != "float32" or any(
+            getattr(o, "dtype", "float32") != "float32" for o in model.outputs):
+        float32_outputs(model)  # mixed precision: float32 predictions and losses
+    set_jit_compile(model, _JIT_COMPILE)
     model.fit(train, validation_data=validation, epochs=epochs, callbacks=cbs, verbose=verbose, **fit_kwargs)
     shutil.rmtree(backup_dir, ignore_errors=True)
     if backup_dir.parent.exists() and not any(backup_dir.parent.iterdir()):

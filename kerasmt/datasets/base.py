@@ -235,3 +235,29 @@ def synthetic_writer(root: Path, params: Mapping[str, Any], entries: Sequence[st
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def copy_distinct(paths: Sequence[str | os.PathLike], distinct: int, workers: int = 2) -> None:
+    """Fill ``paths[distinct:]`` with byte copies of ``paths[i % distinct]`` (already written).
+
+    Synthesizers use it for ``distinct=K``: only K images are drawn and the rest are copies, so a
+    dataset of real size (tens of thousands of full-size images) is written in seconds for scale
+    and memory benchmarks. Every file is a real, separate file that must be read and decoded."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = [Path(p).read_bytes() for p in paths[:distinct]]
+
+    def copy(i: int) -> None:
+        Path(paths[i]).write_bytes(pool[i % distinct])
+
+    with ThreadPoolExecutor(max(1, workers)) as executor:
+        list(executor.map(copy, range(distinct, len(paths)), chunksize=256))
+
+
+def check_distinct(distinct: int | None, n: int) -> int | None:
+    """``distinct`` as used by the synthesizers: ``None`` (draw every image) or 1..n."""
+    if distinct is None:
+        return None
+    if int(distinct) < 1:
+        raise ValueError(f"distinct must be >= 1 (images drawn; the rest are copies) or None, got {distinct}")
+    return min(int(distinct), max(int(n), 1))

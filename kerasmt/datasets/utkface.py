@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from kerasmt.datasets.base import COMPLETE_MARKER, DatasetError, decode_problem, read_csv_checked, reuse_synthetic, synthetic_writer, warning
+from kerasmt.datasets.base import check_distinct, copy_distinct
 from kerasmt.datasets.fairface import render_face
 from kerasmt.utils import progress
 
@@ -385,6 +386,7 @@ def synthesize(
     n_malformed: int = 3,
     overwrite: bool = False,
     workers: int | None = None,
+    distinct: int | None = None,
 ) -> Path:
     """Write a synthetic UTKFace under ``root`` (flat folder, real file names) and return ``root``.
 
@@ -394,7 +396,9 @@ def synthesize(
     name), gender and race are learnable from the pictures. Byte-identical for equal arguments;
     built next to ``root`` and moved in place, with a ``.complete`` marker written last. A complete
     folder made with the same arguments is reused; anything else in ``root`` is refused unless
-    ``overwrite``.
+    ``overwrite``. ``distinct=K`` draws only K of the ``n`` faces and fills the rest with byte
+    copies (named with the copied faces' labels): the real 23,708 images in seconds, for scale
+    and memory benchmarks.
     """
     if n < 1 or n_malformed < 0:
         raise ValueError(f"n must be >= 1 and n_malformed >= 0, got n={n}, n_malformed={n_malformed}")
@@ -403,11 +407,18 @@ def synthesize(
     root = Path(root).expanduser().resolve()
     params = {"n": int(n), "seed": int(seed), "image_size": int(image_size), "n_malformed": int(n_malformed),
               "generator": "utkface-1"}
+    distinct = check_distinct(distinct, n)
+    if distinct is not None:
+        params["distinct"] = distinct
     if reuse_synthetic(root, params, "UTKFace", overwrite, replaces="its images"):
         return root
     rng = np.random.default_rng([seed, 0])
     total = n + n_malformed
     labels = sample_labels(total, rng)
+    drawn = n if distinct is None else distinct
+    if drawn < n:  # face i < n is a copy of face i % drawn, with its labels; malformed ones drawn
+        source = np.concatenate([np.arange(n) % drawn, np.arange(n, total)])
+        labels = {k: v[source] for k, v in labels.items()}
     stamps = _timestamps(total, seed)
     names = []
     for i in range(total):
@@ -427,13 +438,16 @@ def synthesize(
                           [seed, 1, i])
             (tmp / names[i]).write_bytes(data)
 
+        todo = [*range(drawn), *range(n, total)]
         if workers > 1:
             with ThreadPoolExecutor(workers) as pool:
-                list(progress(pool.map(job, range(total), chunksize=32), "synthetic UTKFace", total=total,
+                list(progress(pool.map(job, todo, chunksize=32), "synthetic UTKFace", total=len(todo),
                               unit="images"))
         else:
-            for i in progress(range(total), "synthetic UTKFace", unit="images"):
+            for i in progress(todo, "synthetic UTKFace", unit="images"):
                 job(i)
+        if drawn < n:
+            copy_distinct([tmp / name for name in names[:n]], drawn, workers)
     return root
 
 
