@@ -105,6 +105,10 @@ def _build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--n", type=int, metavar="N",
                        help="number of examples (the module's n, or n_train, argument)")
     synth.add_argument("--seed", type=int, metavar="S", help="random seed")
+    synth.add_argument("--real", action="store_true",
+                       help="real dataset size and image size, quickly (fairface, utkface, beauty, fashion): "
+                            "N is then the total number of images (default: the real count); a few "
+                            "hundred images are drawn and the rest are byte copies (for scale benchmarks)")
     check = dsub.add_parser(
         "check", help="list every problem of a dataset folder",
         description="Check that DIR holds a valid STUDY dataset; prints every problem found "
@@ -233,6 +237,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_data(args: argparse.Namespace) -> int:
     from kerasmt import runner
 
+    if args.data_command == "synth" and getattr(args, "real", False):
+        from kerasmt import scale
+
+        if args.study not in scale.REAL:
+            raise runner.UsageError(f"--real knows the studies {sorted(scale.REAL)}, not {args.study!r}")
+        folder = scale.synthesize_real(args.study, args.dir, n=args.n, seed=args.seed or 0)
+        real = scale.REAL[args.study]
+        print(f"wrote a real-size synthetic {args.study} dataset ({args.n or real.images} images, {real.file_size}):")
+        print(runner.describe_folder(folder))
+        return 0
     if args.data_command == "synth":
         folder, kwargs = runner.synthesize_dataset(args.study, args.dir, n=args.n, seed=args.seed)
         used = ", ".join(f"{k}={v}" for k, v in kwargs.items()) or "module defaults"

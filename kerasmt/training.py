@@ -98,7 +98,7 @@ def reset() -> str:
     JIT choice. Returns the policy now in force."""
     global _JIT_COMPILE
     _JIT_COMPILE = None
-    policy = _POLICY_BEFORE.pop() if _POLICY_BEFORE else "float32"
+    policy = _POLICY_BEFORE[0] if _POLICY_BEFORE else "float32"  # the one before the first configure
     _POLICY_BEFORE.clear()
     keras.config.set_dtype_policy(policy)
     return policy

@@ -43,6 +43,8 @@ N_TRAIN = 520            # synthetic dataset size (ignored with DATA_DIR), as th
 N_TEST = 196
 CACHE_DIR = None         # keep decoded images and masks here between runs (.npy files)
 STRATEGY = "default"     # tf.distribute: "mirrored" (all GPUs here), "multi_worker" (TF_CONFIG); BATCH_SIZE is global
+MIXED_PRECISION = False  # True: mixed_float16 on a GPU, mixed_bfloat16 on a CPU (outputs and losses stay float32)
+JIT_COMPILE = "auto"     # XLA: "auto" (Keras decides: on a GPU only), True or False
 
 # %%
 import time
@@ -58,6 +60,7 @@ from kerasmt.datasets import person_attributes as pa
 from kerasmt.studies import attribute_mtl as study
 
 SMOKE = SMOKE or kerasmt.env_smoke()
+PRECISION = kerasmt.training.configure(MIXED_PRECISION, JIT_COMPILE)  # every model built from here on; reset at the end
 LIMIT = None
 # smoke: a few dozen images, one epoch (checks that every cell runs); an explicit -p NAME=VALUE wins
 kerasmt.smoke_sizes(globals(), EPOCHS=1, LIMIT=40, N_TRAIN=60, N_TEST=24)
@@ -311,3 +314,6 @@ path = kerasmt.save_metrics(metrics, OUT)
 print(path)
 print(metrics["summary"])
 sorted(p.name for p in (OUT / "models").glob("*.keras"))
+
+# %%
+kerasmt.training.reset()  # float32 and Keras' own XLA choice again for whatever runs next

@@ -71,6 +71,8 @@ SYNTHETIC_IMAGE_SIZE = 96  # synthetic dataset: image side in pixels
 N_PRETRAIN = 1500          # synthetic stand-in for ImageNet: source images
 EPOCHS_PRETRAIN = 2        # synthetic stand-in for ImageNet: epochs
 CACHE_DIR = None           # keep the decoded image arrays here between runs (.npy files)
+MIXED_PRECISION = False  # True: mixed_float16 on a GPU, mixed_bfloat16 on a CPU (outputs and losses stay float32)
+JIT_COMPILE = "auto"     # XLA: "auto" (Keras decides: on a GPU only), True or False
 
 # %%
 import time
@@ -85,6 +87,7 @@ from kerasmt.models import finetune as ft
 from kerasmt.studies import beauty as study
 
 SMOKE = SMOKE or kerasmt.env_smoke()
+PRECISION = kerasmt.training.configure(MIXED_PRECISION, JIT_COMPILE)  # every model built from here on; reset at the end
 # smoke: ten images per class, one epoch, two regimes (checks that every cell runs); an explicit -p NAME=VALUE wins
 kerasmt.smoke_sizes(globals(), IMAGE_SIZE=75, N_PER_CLASS=10, SYNTHETIC_IMAGE_SIZE=64, EPOCHS=1, EPOCHS_TL=1,
                     SWEEP=["tl", "ft-1"], GROUPED_SWEEP=["tl", "best"], BATCH_SIZE=32,
@@ -348,3 +351,6 @@ path = kerasmt.save_metrics(metrics, OUT)
 print(f"{path} ({metrics['seconds']:.0f} s since the setup cell)")
 print(metrics["summary"])
 sorted(p.name for p in (OUT / "models").glob("*.keras"))
+
+# %%
+kerasmt.training.reset()  # float32 and Keras' own XLA choice again for whatever runs next

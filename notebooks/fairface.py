@@ -30,6 +30,8 @@ N_VAL = 1200
 CACHE_DIR = None       # keep the decoded 32x32 arrays here between runs (.npy files)
 STRATEGY = "default"   # tf.distribute: "default" (one device), "mirrored" (all GPUs of this machine),
                        # "multi_worker" (several machines, TF_CONFIG), "one_device"; BATCH_SIZE is the global batch
+MIXED_PRECISION = False  # True: mixed_float16 on a GPU, mixed_bfloat16 on a CPU (outputs and losses stay float32)
+JIT_COMPILE = "auto"     # XLA: "auto" (Keras decides: on a GPU only), True or False
 
 # %%
 import numpy as np
@@ -42,6 +44,7 @@ from kerasmt.studies import fairface as study
 
 strategy = distribute.get_strategy(STRATEGY)  # first: multi-worker collectives are set up before any TF op
 SMOKE = SMOKE or kerasmt.env_smoke()
+PRECISION = kerasmt.training.configure(MIXED_PRECISION, JIT_COMPILE)  # every model built from here on; reset at the end
 LIMIT = None
 # smoke: a few hundred images, one epoch (checks that every cell runs); an explicit -p NAME=VALUE wins
 kerasmt.smoke_sizes(globals(), N_TRAIN=200, N_VAL=60, EPOCHS=1, LIMIT=200)
@@ -320,3 +323,6 @@ metrics = study.metrics_summary(results, vae, data)
 path = kerasmt.save_metrics(metrics, OUT)
 print(path)
 sorted(p.name for p in (OUT / "models").glob("*.keras"))
+
+# %%
+kerasmt.training.reset()  # float32 and Keras' own XLA choice again for whatever runs next

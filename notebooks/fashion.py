@@ -59,6 +59,8 @@ MRCNN_VALIDATE = True         # validation losses per epoch; the best epoch on v
 MRCNN_STEPS_PER_EPOCH = None  # batches per epoch (Matterport's STEPS_PER_EPOCH; report's Full4: 5000); None: one pass
 N_TIMING = 5                  # test images timed, after one untimed warm-up
 TIME_REPORT_CONFIG = True     # also time the report's RefineNet and Mask R-CNN (ResNet-101) at IMAGE_SIZE_TIMING, random weights
+MIXED_PRECISION = False  # True: mixed_float16 on a GPU, mixed_bfloat16 on a CPU (outputs and losses stay float32)
+JIT_COMPILE = "auto"     # XLA: "auto" (Keras decides: on a GPU only), True or False
 
 # %%
 import numpy as np
@@ -70,6 +72,7 @@ from kerasmt.datasets import fashion as fd
 from kerasmt.studies import fashion as study
 
 SMOKE = SMOKE or kerasmt.env_smoke()
+PRECISION = kerasmt.training.configure(MIXED_PRECISION, JIT_COMPILE)  # every model built from here on; reset at the end
 # smoke: a few dozen tiny images, one epoch (checks that every cell runs); an explicit -p NAME=VALUE wins
 kerasmt.smoke_sizes(globals(), N_SYNTHETIC=48, N_TEST=12, IMAGE_SIZE=64, IMAGE_SIZE_TIMING=128, N_TIMING=1,
                     BACKBONE_REFINENET="light", BACKBONE_CLASSIFIER="light", WEIGHTS=None, FEATURES=16,
@@ -459,3 +462,6 @@ path = kerasmt.save_metrics(metrics, OUT)
 print(path)
 print({k: v for k, v in metrics["summary"].items()})
 sorted(p.name for p in (OUT / "models").glob("*.keras"))
+
+# %%
+kerasmt.training.reset()  # float32 and Keras' own XLA choice again for whatever runs next

@@ -69,6 +69,8 @@ N_SYNTHETIC = 5000       # synthetic dataset size (ignored with DATA_DIR)
 SYNTHETIC_IMAGE_SIZE = 200 # synthetic image side (the real aligned and cropped images are 200x200)
 CACHE_DIR = None         # keep decoded images here between runs (.npy files)
 STRATEGY = "default"     # tf.distribute: "mirrored" (all GPUs here), "multi_worker" (TF_CONFIG); BATCH_SIZE is global
+MIXED_PRECISION = False  # True: mixed_float16 on a GPU, mixed_bfloat16 on a CPU (outputs and losses stay float32)
+JIT_COMPILE = "auto"     # XLA: "auto" (Keras decides: on a GPU only), True or False
 
 # %%
 import time
@@ -89,6 +91,7 @@ from kerasmt.studies import utkface as study
 tf.get_logger().setLevel("ERROR")  # no retracing notices: many small models are built on purpose
 warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")  # Hyperband resumes
 SMOKE = SMOKE or kerasmt.env_smoke()
+PRECISION = kerasmt.training.configure(MIXED_PRECISION, JIT_COMPILE)  # every model built from here on; reset at the end
 # smoke: a few images, one epoch per step (checks that every cell runs); an explicit -p NAME=VALUE wins
 kerasmt.smoke_sizes(globals(), N_SYNTHETIC=160, SYNTHETIC_IMAGE_SIZE=48, SUBSET=min(SUBSET, 200), IMAGE_SIZE=32,
                     IMAGE_SIZE_MODEL_B=32, N_SEEDS=1, EPOCHS=1, EPOCHS_SEARCH=1, BASE_FILTERS=4, BN_MOMENTUM=0.9,
@@ -507,3 +510,6 @@ path = kerasmt.save_metrics(metrics, OUT)
 print(path)
 print(f"total {time.perf_counter() - START:.0f} s")
 metrics["summary"]
+
+# %%
+kerasmt.training.reset()  # float32 and Keras' own XLA choice again for whatever runs next
