@@ -117,7 +117,13 @@ def precision(mixed_precision: bool | str | None = True, jit_compile: bool | str
 
 def _output_layers(model: keras.Model) -> list[keras.layers.Layer]:
     found = []
-    for tensor in model.outputs:
+    outputs = getattr(model, "outputs", None) if isinstance(model, keras.Model) else None
+    if not outputs:  # a subclassed model (e.g. the VAE): the outputs of its nested functional models
+        for layer in getattr(model, "layers", []):
+            if isinstance(layer, keras.Model):
+                found.extend(_output_layers(layer))
+        return found
+    for tensor in outputs:
         layer = tensor._keras_history.operation
         if isinstance(layer, keras.Model) and getattr(layer, "outputs", None):
             found.extend(_output_layers(layer))
@@ -486,7 +492,7 @@ def _fit_locked(model: keras.Model, train: Any, validation: Any, epochs: int, ru
     if isinstance(train, tf.data.Dataset):
         fit_kwargs.setdefault("shuffle", False)  # datasets shuffle themselves
     if keras.config.dtype_policy().name != "float32" or any(
-            getattr(o, "dtype", "float32") != "float32" for o in model.outputs):
+            getattr(o, "dtype", "float32") != "float32" for o in (getattr(model, "outputs", None) or [])):
         float32_outputs(model)  # mixed precision: float32 predictions and losses
     set_jit_compile(model, _JIT_COMPILE)
     model.fit(train, validation_data=validation, epochs=epochs, callbacks=cbs, verbose=verbose, **fit_kwargs)

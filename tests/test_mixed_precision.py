@@ -140,3 +140,15 @@ def test_mixed_precision_training_is_finite_and_close_to_float32(family, tmp_pat
     assert keras.config.dtype_policy().name == "float32"
     after = _flat(model.predict(x, verbose=0))
     assert after.dtype == np.float32 and np.isfinite(after).all()
+
+
+def test_float32_outputs_of_a_subclassed_model():
+    from kerasmt.models.vae import build_vae
+
+    with training.precision("mixed_bfloat16"):
+        vae = build_vae(latent_dim=2, beta=0.1, seed=0)
+        training.float32_outputs(vae)  # the outputs of its encoder and decoder
+        names = {layer.name for layer in training._output_layers(vae)}
+        assert {"z_mean", "z_log_var", "decoder_output"} <= names
+        z_mean, _ = vae.encode(np.random.default_rng(0).uniform(0, 1, (2, 32, 32, 1)).astype(np.float32))
+        assert z_mean.dtype == "float32"
