@@ -47,6 +47,9 @@ from kerasmt.datasets.base import DatasetError
 from kerasmt.utils import cache_dir as user_cache_dir
 
 AUTOTUNE = tf.data.AUTOTUNE
+#: in-memory image arrays above this size are batched by index (``diskarray.rows_dataset``) rather
+#: than sliced into the graph and a shuffle buffer (each of which would hold another copy)
+_SLICES_MAX_BYTES = 64 << 20
 _CACHE_VERSION = "2"
 _RATIOS = (1, 2, 4, 8)
 
@@ -559,8 +562,11 @@ def image_dataset(
                                  in_memory=True if cache == "memory" else None)
         if len(images) != n:
             raise ValueError(f"images has {len(images)} rows but the manifest has {n}")
-    if images is not None and diskarray.is_disk(images):
-        # decoded images on disk: shuffle indices, read each batch's rows (bounded memory)
+    by_index = images is not None and (diskarray.is_disk(images) or images.nbytes > _SLICES_MAX_BYTES)
+    if by_index:
+        # decoded images on disk, or a large array in memory: shuffle indices and gather each
+        # batch's rows (no copy of the array into the graph or the shuffle buffer; the same order
+        # as shuffling the slices with the same seed)
         ds = diskarray.rows_dataset(images if y is None else (images, y), batch_size, shuffle, seed, drop_remainder)
     elif images is not None:
         ds = tf.data.Dataset.from_tensor_slices(images if y is None else (images, y))
@@ -577,7 +583,7 @@ def image_dataset(
         else:
             ds = stream_images(paths, size, channels, resize, extras, shuffle=shuffle, seed=seed)
 
-    if images is None or not diskarray.is_disk(images):
+    if not by_index:
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
 
     def _finish(x, *rest):

@@ -127,3 +127,18 @@ def test_beauty_on_disk_features_and_resize(tmp_path, monkeypatch):
     assert diskarray.is_disk(got) and cache.nbytes == 0 and got.path.is_file()
     cache.clear()
     assert not got.path.exists()
+
+
+def test_large_in_memory_arrays_are_batched_by_index_in_the_same_order(monkeypatch):
+    x = np.random.default_rng(1).integers(0, 255, (300, 4, 4, 1), dtype=np.uint8)
+    manifest = pd.DataFrame({"path": ["unused"] * 300, "label": np.arange(300) % 7})
+
+    def batches():
+        ds = pipeline.image_dataset(manifest, "label", (4, 4), 1, batch_size=64, shuffle=True, seed=3, images=x)
+        return [(a.numpy(), b.numpy()) for a, b in ds]
+
+    sliced = batches()
+    monkeypatch.setattr(pipeline, "_SLICES_MAX_BYTES", 0)  # every array counts as large
+    by_index = batches()
+    assert len(sliced) == len(by_index) == 5
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(sliced, by_index))
