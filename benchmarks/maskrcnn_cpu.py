@@ -121,7 +121,9 @@ def main(argv=None) -> None:
                      "fast / current": t["fast"][0] / t["current"][0], "report (s)": None})
         print(pd.DataFrame(rows[-1:]).round(3).to_string(index=False), flush=True)
     table = pd.DataFrame(rows)
-    table["proposals"] = table.get("proposals", pd.Series(dtype=float)).fillna(base.post_nms_rois_inference).astype(int)
+    if "proposals" not in table:  # no --proposals rows: every row ran at the configuration's count
+        table["proposals"] = base.post_nms_rois_inference
+    table["proposals"] = table["proposals"].fillna(base.post_nms_rois_inference).astype(int)
     table = table.sort_values(["proposals", "max detections", "image size"], ascending=[False, True, True]).round(3)
     print("\n" + table.to_string(index=False))
     report = table[(table["image size"] == 512) & (table["max detections"] == 10)
