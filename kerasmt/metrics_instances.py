@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import io
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -109,6 +109,47 @@ class Instances:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+
+class CompactInstances(Sequence):
+    """Instances of many images held as run-length codes (pycocotools RLE) and decoded one image
+    at a time on access: a test set's masks in a few MB instead of ``k * H * W`` bytes per image.
+    A drop-in for a list of :class:`Instances` (``len``, indexing, iteration, ``append``); decoding
+    gives back the exact masks."""
+
+    def __init__(self, items: Iterable[Instances] = ()):
+        self._items: list[tuple[tuple[int, int], list[dict], np.ndarray, np.ndarray]] = []
+        for item in items:
+            self.append(item)
+
+    def append(self, instances: Instances) -> None:
+        """Encode and keep the instances of one more image."""
+        from pycocotools import mask as mask_utils
+
+        shape = tuple(int(v) for v in instances.masks.shape[1:])
+        rles = mask_utils.encode(np.asfortranarray(instances.masks.transpose(1, 2, 0).astype(np.uint8))) \
+            if len(instances) else []
+        self._items.append((shape, list(rles), instances.labels.copy(), instances.scores.copy()))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _decode(self, i: int) -> Instances:
+        from pycocotools import mask as mask_utils
+
+        shape, rles, labels, scores = self._items[i]
+        masks = mask_utils.decode(rles).transpose(2, 0, 1) if rles else np.zeros((0, *shape), bool)
+        return Instances(masks, labels, scores)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self._decode(j) for j in range(*i.indices(len(self)))]
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"image {i} out of range for {len(self)} images")
+        return self._decode(int(i) % len(self))
+
+    def __iter__(self) -> Iterator[Instances]:
+        return (self._decode(i) for i in range(len(self)))
 
 
 def mask_iou_matrix(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
@@ -310,7 +351,12 @@ def pixel_confusion(true_maps: np.ndarray, pred_maps: np.ndarray, n_classes: int
 def semantic_scores(true_maps: np.ndarray, pred_maps: np.ndarray, n_classes: int) -> dict:
     """Pixel accuracy, per-class IoU (``nan`` for a class absent from truth and prediction) and
     mean IoU over the present classes, with and without background (class 0)."""
-    cm = pixel_confusion(true_maps, pred_maps, n_classes)
+    return semantic_scores_from_confusion(pixel_confusion(true_maps, pred_maps, n_classes))
+
+
+def semantic_scores_from_confusion(cm: np.ndarray) -> dict:
+    """:func:`semantic_scores` of a pixel confusion matrix (e.g. summed over batches of maps)."""
+    cm = np.asarray(cm)
     inter = np.diag(cm).astype(float)
     union = cm.sum(0) + cm.sum(1) - np.diag(cm)
     iou = np.where(union > 0, inter / np.maximum(union, 1), np.nan)

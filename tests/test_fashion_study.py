@@ -46,7 +46,7 @@ def test_training_batches_in_memory_and_streamed(data, mode, tmp_path):
             assert data.train.x is None and data.val.x is None
         else:
             assert diskarray.is_disk(data.train.x) and diskarray.is_disk(data.val.semantic)
-            assert len(list(tmp_path.glob("*.npy"))) == 4  # images + semantic maps of train and val
+            assert len(list(tmp_path.glob("*.npy"))) == 6  # images + semantic maps of train, val and test
             memory = study.load_data(None, image_size=SIZE, n_test=6, n_synthetic=24, seed=2)
             assert np.array_equal(data.train.x[:], memory.train.x)
             assert np.array_equal(data.val.semantic[:], memory.val.semantic)

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import keras
 import numpy as np
@@ -185,13 +187,30 @@ class Split:
     multi_hot: np.ndarray  # int32 (N, k)
     masks: list[np.ndarray] = field(default_factory=list)
     labels: list[np.ndarray] = field(default_factory=list)
+    #: ground-truth instances as run-length codes (test split on disk): decoded per image on access
+    compact: mi.CompactInstances | None = None
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def instances(self) -> list[mi.Instances]:
-        """Ground-truth instances per image (test split)."""
+    def instances(self) -> Sequence[mi.Instances]:
+        """Ground-truth instances per image (test split): a list, or a
+        :class:`~kerasmt.metrics_instances.CompactInstances` decoded one image at a time when the
+        split is on disk."""
+        if self.compact is not None:
+            return self.compact
         return [mi.Instances(m, lab) for m, lab in zip(self.masks, self.labels)]
+
+    def instance(self, i: int) -> mi.Instances:
+        """Ground-truth instances of image ``i``."""
+        if self.compact is not None:
+            return self.compact[i]
+        return mi.Instances(self.masks[i], self.labels[i])
+
+    @property
+    def on_disk(self) -> bool:
+        """Whether the decoded images live in the on-disk cache rather than in memory."""
+        return self.x is None or diskarray.is_disk(self.x)
 
 
 @dataclass
@@ -320,6 +339,9 @@ def _split(images: pd.DataFrame, reduced: pd.DataFrame, n_classes: int, size: in
     if not decode:
         return Split(images, None, None, hot)
     if decode == "disk":
+        if instances:
+            x, sem, compact = decode_to_disk(images, reduced, size, cache_dir, instances=True)
+            return Split(images, x, sem, hot, compact=compact)
         x, sem = decode_to_disk(images, reduced, size, cache_dir)
         return Split(images, x, sem, hot)
     dec = fd.decode_examples(images, reduced, size, keep_instances=instances)
@@ -327,12 +349,15 @@ def _split(images: pd.DataFrame, reduced: pd.DataFrame, n_classes: int, size: in
 
 
 def decode_to_disk(images: pd.DataFrame, reduced: pd.DataFrame, size: int, cache_dir: str | Path | None = None,
-                   chunk: int = 128) -> tuple[diskarray.DiskArray, diskarray.DiskArray]:
+                   chunk: int = 128, instances: bool = False) -> tuple:
     """Letterboxed images ``(N, S, S, 3)`` and semantic maps ``(N, S, S)`` of an image table,
     decoded once, ``chunk`` images at a time, into two ``.npy`` files under ``cache_dir`` (default:
     the user cache ``fashion/`` folder) and returned as :class:`~kerasmt.diskarray.DiskArray` files
     read by rows. The file names hash the image files (paths, sizes, times), their segments and the
-    size, so a changed dataset is decoded again. Vanished segments are counted in one warning."""
+    size, so a changed dataset is decoded again. Vanished segments are counted in one warning.
+    ``instances``: also the instance masks and labels, run-length coded
+    (:class:`~kerasmt.metrics_instances.CompactInstances`, cached beside them as a ``.pkl``
+    file), returned third."""
     paths = images["path"].astype(str).tolist()
     segs = reduced[reduced["image_id"].isin(set(images["image_id"]))]
     digest = hashlib.sha1(f"v1|{size}|".encode())
@@ -343,9 +368,14 @@ def decode_to_disk(images: pd.DataFrame, reduced: pd.DataFrame, size: int, cache
     key = digest.hexdigest()[:20]
     folder = Path(cache_dir) if cache_dir is not None else user_cache_dir("fashion")
     x_path, s_path = folder / f"images-{size}-{key}.npy", folder / f"semantic-{size}-{key}.npy"
-    if x_path.is_file() and s_path.is_file():
-        return diskarray.DiskArray(x_path), diskarray.DiskArray(s_path)
+    i_path = folder / f"instances-{size}-{key}.pkl"
+    if x_path.is_file() and s_path.is_file() and (not instances or i_path.is_file()):
+        if not instances:
+            return diskarray.DiskArray(x_path), diskarray.DiskArray(s_path)
+        with open(i_path, "rb") as f:
+            return diskarray.DiskArray(x_path), diskarray.DiskArray(s_path), pickle.load(f)
     n = len(images)
+    compact = mi.CompactInstances()
     groups = segs.groupby("image_id", sort=False).indices
     x_writer = diskarray.Writer(x_path, (n, size, size, 3), np.uint8)
     s_writer = diskarray.Writer(s_path, (n, size, size), np.uint8)
@@ -356,10 +386,12 @@ def decode_to_disk(images: pd.DataFrame, reduced: pd.DataFrame, size: int, cache
             rows = np.concatenate([groups[i] for i in part["image_id"] if i in groups] or [np.zeros(0, np.int64)])
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                dec = fd.decode_examples(part, segs.iloc[rows], size, keep_instances=False)
+                dec = fd.decode_examples(part, segs.iloc[rows], size, keep_instances=instances)
             index = np.arange(start, start + len(part))
             x_writer.write(index, dec.images)
             s_writer.write(index, dec.semantic)
+            for m, lab in zip(dec.masks, dec.labels):
+                compact.append(mi.Instances(m, lab))
             dropped += dec.dropped
     except BaseException:
         x_writer.abort()
@@ -367,7 +399,13 @@ def decode_to_disk(images: pd.DataFrame, reduced: pd.DataFrame, size: int, cache
         raise
     if dropped:
         warnings.warn(f"{dropped} segment(s) vanished when letterboxing to {size}px and were dropped", stacklevel=2)
-    return x_writer.close(), s_writer.close()
+    if not instances:
+        return x_writer.close(), s_writer.close()
+    tmp = i_path.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        pickle.dump(compact, f)
+    os.replace(tmp, i_path)
+    return x_writer.close(), s_writer.close(), compact
 
 
 def _sample_maps(maps: Any, limit: int = 1024) -> np.ndarray:
@@ -395,8 +433,9 @@ def load_data(
     ``n_test`` test images (report: 1,000) and ``val_fraction`` of the rest for validation, and
     letterbox everything to ``image_size``.
 
-    Test images are decoded into memory with their instance masks (``n_test`` of them, whatever
-    the dataset's size). Training and validation images with their semantic maps are decoded into
+    Test images are decoded into memory with their instance masks when they fit (the same
+    limit); otherwise into the on-disk cache with the instance masks run-length coded, and every
+    evaluation streams them batch by batch. Training and validation images with their semantic maps are decoded into
     memory when ``in_memory`` (default: when a split's decoded arrays fit in 1 GiB,
     :func:`kerasmt.diskarray.in_memory_limit`); otherwise, with ``disk_cache`` (default), once into
     ``.npy`` files under ``cache_dir`` (default: the user cache) that every epoch reads by rows,
@@ -426,7 +465,8 @@ def load_data(
         reduced=reduced, steps=steps,
         train=_split(train, reduced, n_classes, image_size, how(train), False, cache_dir),
         val=_split(val, reduced, n_classes, image_size, how(val), False, cache_dir),
-        test=_split(test, reduced, n_classes, image_size, True, True),
+        test=_split(test, reduced, n_classes, image_size, True if how(test) is True else "disk", True,
+                    cache_dir),
     )
 
 
@@ -499,7 +539,10 @@ def all_background(data: FashionData) -> ModelResult:
     """The report's RefineNet failure: every pixel background, hence no instance and no label."""
     z = np.zeros_like(data.test.multi_hot)
     s = mi.multilabel_scores(data.test.multi_hot, z)
-    sem = mi.semantic_scores(data.test.semantic, np.zeros_like(data.test.semantic), data.n_classes + 1)
+    n = data.n_classes + 1
+    cm = sum((mi.pixel_confusion(t, np.zeros_like(t), n) for t in _chunks(data.test.semantic)),
+             np.zeros((n, n), np.int64))
+    sem = mi.semantic_scores_from_confusion(cm)
     empty = [mi.Instances(np.zeros((0, data.size, data.size), bool), []) for _ in range(len(data.test))]
     ev = mi.evaluate_instances(empty, data.test.instances())
     return ModelResult(name="all background", kind="instance", data=_data_name(data), map50=ev["map50"], f1=ev["f1"],
@@ -510,10 +553,29 @@ def semantic_oracle(data: FashionData) -> ModelResult:
     """The true semantic map turned into instances by connected components: the ceiling of any
     semantic model scored with instance metrics (touching instances of a class merge, an
     instance split by another one counts twice)."""
-    probs = np.eye(data.n_classes + 1, dtype=np.float32)[data.test.semantic]
-    res = evaluate_semantic_model(data, probs)
+    eye = np.eye(data.n_classes + 1, dtype=np.float32)
+    res = evaluate_semantic_model(data, (eye[t] for t in _chunks(data.test.semantic, 8)))
     res.update(name="true map -> components (ceiling)", probabilities=None)
     return ModelResult(**res)
+
+
+def _chunks(array: Any, rows: int = 64) -> Iterator[np.ndarray]:
+    """Consecutive row blocks of an in-memory or on-disk array."""
+    for start in range(0, len(array), rows):
+        yield np.asarray(array[start:start + rows])
+
+
+def _instance_store(data: FashionData) -> list | mi.CompactInstances:
+    """Where predicted instances of the test split go: a list when the split is in memory,
+    run-length coded when it is on disk (bounded memory)."""
+    return mi.CompactInstances() if data.test.on_disk else []
+
+
+def predict_batches(model: keras.Model, dataset: tf.data.Dataset) -> Iterator[np.ndarray]:
+    """``model``'s outputs batch by batch over a dataset of ``(x, y)`` or ``x`` (nothing held)."""
+    for batch in dataset:
+        x = batch[0] if isinstance(batch, tuple) else batch
+        yield np.asarray(model.predict_on_batch(x))
 
 
 def _data_name(data: FashionData) -> str:
@@ -611,32 +673,76 @@ def train_refinenet(
                  data.eval_dataset("val", "semantic", batch_size), epochs=epochs, run_dir=out_dir,
                  name=model.name, restore_best=True, verbose=verbose)
     seconds = time.perf_counter() - start
-    probs = model.predict(data.eval_dataset("test", "semantic", batch_size), verbose=0)
-    res = evaluate_semantic_model(data, probs)
+    res = evaluate_semantic_model(data, predict_batches(model, data.eval_dataset("test", "semantic", batch_size)))
     res.update(model=model, history=result.history, checkpoint=result.checkpoint, train_seconds=seconds,
                name=f"RefineNet {encoder} (ours)")
     res["extra"]["class_weights"] = weights_ce
     return ModelResult(**res)
 
 
-def evaluate_semantic_model(data: FashionData, probabilities: np.ndarray) -> dict:
-    """Scores of per-pixel softmax outputs on the test split (keyword arguments of :class:`ModelResult`)."""
+def evaluate_semantic_model(data: FashionData, probabilities: np.ndarray | Iterable[np.ndarray]) -> dict:
+    """Scores of per-pixel softmax outputs on the test split (keyword arguments of :class:`ModelResult`).
+
+    ``probabilities``: ``(N, S, S, classes)``, or an iterable of such batches in test order
+    (e.g. :func:`predict_batches`): each batch is turned into its pixel confusion, argmax map and
+    instances (connected components) and dropped, so memory does not grow with the probabilities.
+    An array is kept in the result's ``probabilities``; the predicted label maps are kept in
+    ``extra["pred_maps"]`` (uint8, in memory or, when the test split is on disk, on disk)."""
     from kerasmt.models.refinenet import instances_from_semantic
 
-    pred_maps = probabilities.argmax(-1)
-    sem = mi.semantic_scores(data.test.semantic, pred_maps, data.n_classes + 1)
-    area = min_area(data.size)
-    preds = [instances_from_semantic(p, min_area=area, min_score=MIN_SCORE) for p in probabilities]
+    whole = isinstance(probabilities, np.ndarray)
+    batches = [probabilities] if whole else probabilities
+    n, count, area = data.n_classes + 1, len(data.test), min_area(data.size)
+    cm = np.zeros((n, n), np.int64)
+    preds = _instance_store(data)
+    shape = (count, data.size, data.size)
+    maps_writer = None
+    if data.test.on_disk:
+        folder = Path(tempfile.mkdtemp(prefix="kerasmt-fashion-"))
+        maps_writer = diskarray.Writer(folder / "pred_maps.npy", shape, np.uint8)
+        maps: Any = None
+    else:
+        maps = np.zeros(shape, np.uint8)
+    start = 0
+    for batch in batches:
+        batch = np.asarray(batch)
+        stop = start + len(batch)
+        if stop > count:
+            raise ValueError(f"probabilities: more than the {count} test images")
+        pred = batch.argmax(-1)
+        cm += mi.pixel_confusion(np.asarray(data.test.semantic[start:stop]), pred, n)
+        if maps_writer is not None:
+            maps_writer.write(np.arange(start, stop), pred.astype(np.uint8))
+        else:
+            maps[start:stop] = pred
+        for p in batch:
+            preds.append(instances_from_semantic(p, min_area=area, min_score=MIN_SCORE))
+        start = stop
+    if start != count:
+        if maps_writer is not None:
+            maps_writer.abort()
+        raise ValueError(f"probabilities: {start} images for the {count} test images")
+    if maps_writer is not None:
+        maps = maps_writer.close()
+    sem = mi.semantic_scores_from_confusion(cm)
     truths = data.test.instances()
     ev = mi.evaluate_instances(preds, truths)
     coco = mi.coco_map50(preds, truths, data.n_classes)
-    z = mi.labels_to_multi_hot([p.labels for p in preds], data.n_classes)
+    z = mi.labels_to_multi_hot([p.labels for p in _labels_only(preds)], data.n_classes)
     s = mi.multilabel_scores(data.test.multi_hot, z)
     return dict(name="semantic model", kind="instance", data=_data_name(data), map50=ev["map50"], f1=ev["f1"],
                 coco_map50=coco["map50"], coco_map=coco["map"], y_true=data.test.multi_hot, y_pred=z,
-                probabilities=probabilities,
+                probabilities=probabilities if whole else None,
                 instances=preds, extra={"semantic": sem, "instance": ev, "coco": coco, "min_area": area,
-                                                                  "min_score": MIN_SCORE}, **s)
+                                        "min_score": MIN_SCORE, "pred_maps": maps}, **s)
+
+
+def _labels_only(preds: Sequence[mi.Instances]) -> Iterator[mi.Instances]:
+    """Instances with their labels (masks of a list as they are; of run-length coded instances,
+    empty, without decoding)."""
+    if isinstance(preds, mi.CompactInstances):
+        return (mi.Instances(np.zeros((len(lab), 0, 0), bool), lab) for _, _, lab, _ in preds._items)
+    return iter(preds)
 
 
 # ------------------------------------------------------------------------------------ Mask R-CNN
@@ -710,10 +816,12 @@ def evaluate_instance_model(data: FashionData, predictions: Sequence[mi.Instance
     truths = data.test.instances()
     ev = mi.evaluate_instances(predictions, truths)
     coco = mi.coco_map50(predictions, truths, data.n_classes)
-    z = mi.labels_to_multi_hot([p.labels for p in predictions], data.n_classes)
+    z = mi.labels_to_multi_hot([p.labels for p in _labels_only(predictions)], data.n_classes)
     s = mi.multilabel_scores(data.test.multi_hot, z)
+    if not isinstance(predictions, mi.CompactInstances):
+        predictions = list(predictions)
     return dict(kind="instance", data=_data_name(data), map50=ev["map50"], f1=ev["f1"], coco_map50=coco["map50"],
-                coco_map=coco["map"], y_true=data.test.multi_hot, y_pred=z, instances=list(predictions),
+                coco_map=coco["map"], y_true=data.test.multi_hot, y_pred=z, instances=predictions,
                 extra={"instance": ev, "coco": coco}, **s)
 
 
@@ -787,7 +895,11 @@ def train_maskrcnn(
     history = mr.train_stages(model, dataset, stages, val_dataset=val, optimizer=optimizer, verbose=verbose,
                               steps_per_epoch=steps_per_epoch)
     seconds = time.perf_counter() - start
-    preds = mr.predict_instances(model, data.test.x, batch_size=max(1, batch_size))
+    preds = _instance_store(data)
+    chunk = max(1, batch_size) * 64  # test images read (from memory or disk) and predicted a block at a time
+    for block in _chunks(data.test.x, chunk):
+        for inst in mr.predict_instances(model, block, batch_size=max(1, batch_size)):
+            preds.append(inst)
     res = evaluate_instance_model(data, preds)
     path = Path(out_dir) / "models" / f"mask_rcnn_{backbone}.keras"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -890,7 +1002,9 @@ def limit_per_class(instances: mi.Instances, max_per_class: int = 2) -> mi.Insta
 
 def postprocessed(result: ModelResult, data: FashionData, max_per_class: int = 2) -> ModelResult:
     """``result`` re-scored after :func:`limit_per_class` (the report's "at most two per class")."""
-    preds = [limit_per_class(p, max_per_class) for p in result.instances]
+    preds = _instance_store(data)
+    for p in result.instances:
+        preds.append(limit_per_class(p, max_per_class))
     res = evaluate_instance_model(data, preds)
     return ModelResult(name=f"{result.name} + at most {max_per_class} per class", model=result.model,
                        seconds_per_image=result.seconds_per_image, checkpoint=result.checkpoint, **res)
@@ -900,7 +1014,7 @@ def per_class_ap_table(results: Sequence[ModelResult], data: FashionData) -> pd.
     """COCO mask AP per class (pycocotools, pooled over the test images): AP@50 and AP@[.5:.95] of
     each instance model, with the number of true instances of the class."""
     counts = np.zeros(data.n_classes, np.int64)
-    for t in data.test.instances():
+    for t in _labels_only(data.test.instances()):
         for label in t.labels:
             counts[int(label)] += 1
     out: dict[str, Any] = {"true instances": counts}
@@ -1279,12 +1393,13 @@ def plot_predictions(result: ModelResult, data: FashionData, indices: Sequence[i
     fig, axes = plt.subplots(3, len(indices), figsize=(1.6 * len(indices) + 1.2, 5.2), squeeze=False)
     present = []
     for col, i in enumerate(indices):
-        pred = result.probabilities[i].argmax(-1)
+        pred = (result.probabilities[i].argmax(-1) if result.probabilities is not None
+                else np.asarray(result.extra["pred_maps"][i]))
         axes[0][col].imshow(data.test.x[i])
         axes[1][col].imshow(colorize(data.test.semantic[i]), interpolation="nearest")
         axes[2][col].imshow(colorize(pred), interpolation="nearest")
         n_pred = len(result.instances[i]) if result.instances else 0
-        axes[1][col].set_title(f"truth: {len(data.test.labels[i])} instances", fontsize=7)
+        axes[1][col].set_title(f"truth: {len(data.test.instance(i))} instances", fontsize=7)
         axes[2][col].set_title(f"predicted: {n_pred} instances", fontsize=7)
         present += np.unique(data.test.semantic[i]).tolist() + np.unique(pred).tolist()
         for ax in axes[:, col]:
@@ -1316,7 +1431,7 @@ def plot_instance_predictions(result: ModelResult, data: FashionData, indices: S
     names = data.class_names
     for col, i in enumerate(indices):
         pred = result.instances[i]
-        truth = mi.Instances(data.test.masks[i], data.test.labels[i])
+        truth = data.test.instance(i)
         axes[0][col].imshow(data.test.x[i])
         axes[1][col].imshow(overlay(data.test.x[i], instances_map(truth, (data.size, data.size))))
         axes[2][col].imshow(overlay(data.test.x[i], instances_map(pred, (data.size, data.size))))
