@@ -434,7 +434,7 @@ def load_data(
     letterbox everything to ``image_size``.
 
     Test images are decoded into memory with their instance masks when they fit (the same
-    limit); otherwise into the on-disk cache with the instance masks run-length coded, and every
+    limit, instance masks counted); otherwise into the on-disk cache with the instance masks run-length coded, and every
     evaluation streams them batch by batch. Training and validation images with their semantic maps are decoded into
     memory when ``in_memory`` (default: when a split's decoded arrays fit in 1 GiB,
     :func:`kerasmt.diskarray.in_memory_limit`); otherwise, with ``disk_cache`` (default), once into
@@ -454,8 +454,10 @@ def load_data(
     n_val = max(1, int(round(val_fraction * len(train_all))))
     train, val = fd.holdout_split(train_all, n_val, seed + 1)
     n_classes = len(fd.LABEL_SETS[label_set])
-    def how(part: pd.DataFrame) -> bool | str:  # 3 image bytes + 1 label byte per pixel
-        fits = len(part) * image_size * image_size * 4 <= diskarray.in_memory_limit()
+    def how(part: pd.DataFrame, instances: bool = False) -> bool | str:
+        # 3 image bytes + 1 label byte per pixel, + 1 byte per pixel per instance mask (test split)
+        planes = 4 * len(part) + (int(reduced["image_id"].isin(set(part["image_id"])).sum()) if instances else 0)
+        fits = planes * image_size * image_size <= diskarray.in_memory_limit()
         if in_memory or (in_memory is None and fits):
             return True
         return "disk" if disk_cache else False
@@ -465,7 +467,7 @@ def load_data(
         reduced=reduced, steps=steps,
         train=_split(train, reduced, n_classes, image_size, how(train), False, cache_dir),
         val=_split(val, reduced, n_classes, image_size, how(val), False, cache_dir),
-        test=_split(test, reduced, n_classes, image_size, True if how(test) is True else "disk", True,
+        test=_split(test, reduced, n_classes, image_size, True if how(test, True) is True else "disk", True,
                     cache_dir),
     )
 
