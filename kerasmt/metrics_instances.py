@@ -134,6 +134,10 @@ class CompactInstances(Sequence):
     def __len__(self) -> int:
         return len(self._items)
 
+    def labels(self) -> list[np.ndarray]:
+        """Each image's instance labels, without decoding a mask."""
+        return [item[2] for item in self._items]
+
     def _decode(self, i: int) -> Instances:
         from pycocotools import mask as mask_utils
 

@@ -101,3 +101,12 @@ def test_model_predicted_batch_by_batch_equals_predict_whole(both):
     streamed = study.ModelResult(**study.evaluate_semantic_model(
         disk, study.predict_batches(model, disk.eval_dataset("test", "semantic", 4))))
     _same(whole, streamed)
+
+
+def test_maskrcnn_evaluation_reads_the_test_split_by_blocks(both, tmp_path):
+    memory, disk = both
+    kw = dict(backbone="light", weights=None, epochs_heads=0, epochs_all=0, batch_size=2, validate=False, seed=0)
+    a = study.train_maskrcnn(memory, tmp_path / "a", **kw)
+    b = study.train_maskrcnn(disk, tmp_path / "b", **kw)
+    assert isinstance(b.instances, mi.CompactInstances) and len(b.instances) == len(disk.test)
+    _same(a, b)

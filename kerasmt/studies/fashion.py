@@ -743,7 +743,7 @@ def _labels_only(preds: Sequence[mi.Instances]) -> Iterator[mi.Instances]:
     """Instances with their labels (masks of a list as they are; of run-length coded instances,
     empty, without decoding)."""
     if isinstance(preds, mi.CompactInstances):
-        return (mi.Instances(np.zeros((len(lab), 0, 0), bool), lab) for _, _, lab, _ in preds._items)
+        return (mi.Instances(np.zeros((len(lab), 0, 0), bool), lab) for lab in preds.labels())
     return iter(preds)
 
 
