@@ -656,7 +656,9 @@ def train_refinenet(
     """Train RefineNet with class-weighted CE + Dice (:class:`kerasmt.losses_segmentation.PixelCrossentropyDice`),
     keep the best epoch by validation loss, and score it on the test split: pixel accuracy and
     per-class IoU, instances by connected components (:func:`kerasmt.models.refinenet.instances_from_semantic`)
-    scored with mAP@50 / F1 (ours and COCO's), and multi-label EMR/OA/JSS from those instances."""
+    scored with mAP@50 / F1 (ours and COCO's), and multi-label EMR/OA/JSS from those instances.
+    The test split is predicted and scored batch by batch (:func:`evaluate_semantic_model`): the
+    result keeps the predicted label maps (``extra["pred_maps"]``), not the probabilities."""
     from kerasmt.losses_segmentation import PixelCrossentropyDice, class_weights_from_maps
     from kerasmt.models.refinenet import refinenet
     from kerasmt.training import fit
