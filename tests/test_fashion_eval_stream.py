@@ -110,3 +110,14 @@ def test_maskrcnn_evaluation_reads_the_test_split_by_blocks(both, tmp_path):
     b = study.train_maskrcnn(disk, tmp_path / "b", **kw)
     assert isinstance(b.instances, mi.CompactInstances) and len(b.instances) == len(disk.test)
     _same(a, b)
+
+
+def test_train_refinenet_scores_the_test_split_batch_by_batch(both, tmp_path):
+    memory, disk = both
+    res = study.train_refinenet(disk, tmp_path, encoder="light", weights=None, features=8, epochs=1, batch_size=4,
+                                seed=0)
+    assert res.probabilities is None and diskarray.is_disk(res.extra["pred_maps"])
+    probs = res.model.predict(memory.eval_dataset("test", "semantic", 4), verbose=0)
+    whole = study.ModelResult(**study.evaluate_semantic_model(memory, probs))
+    _same(whole, res)
+    assert np.array_equal(res.extra["pred_maps"][:], probs.argmax(-1))
