@@ -19,9 +19,11 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import shutil
 import tempfile
 import time
 import warnings
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -728,6 +730,8 @@ def evaluate_semantic_model(data: FashionData, probabilities: np.ndarray | Itera
         raise ValueError(f"probabilities: {start} images for the {count} test images")
     if maps_writer is not None:
         maps = maps_writer.close()
+        # the maps live as long as the result that holds them; then (or at exit) the folder goes
+        weakref.finalize(maps, shutil.rmtree, folder, True)
     sem = mi.semantic_scores_from_confusion(cm)
     truths = data.test.instances()
     ev = mi.evaluate_instances(preds, truths)
