@@ -31,7 +31,8 @@ outputs: OUT/STUDY.ipynb (executed notebook), OUT/STUDY.html (also on failure),
 
 an unknown -p NAME is an error; `kerasmt list STUDY` prints a study's parameters.
 with --smoke, the notebook's smoke sizes apply except to the names given with -p.
-notebooks are looked up in $KERASMT_NOTEBOOKS, else in the notebooks/ folder of the checkout.
+notebooks are looked up in $KERASMT_NOTEBOOKS, else in the installed package (kerasmt/notebooks),
+else in the notebooks/ folder of the checkout.
 examples:
   kerasmt run fairface --smoke
   kerasmt run fairface --data ~/data/fairface -p EPOCHS=30 -p PATIENCE=5

@@ -159,13 +159,16 @@ class MissingMetricsError(RunnerError):
 
 # ------------------------------------------------------------------------------------ notebooks
 def notebooks_dir() -> Path:
-    """Folder holding the study notebooks: ``$KERASMT_NOTEBOOKS``, else ``<checkout>/notebooks``."""
+    """Folder holding the study notebooks: ``$KERASMT_NOTEBOOKS``, else the ``kerasmt/notebooks``
+    package data of an installed kerasmt, else ``<checkout>/notebooks``."""
     env = os.environ.get(NOTEBOOKS_ENV)
     if env:
         return Path(env).expanduser().resolve()
     import kerasmt
 
-    return Path(kerasmt.__file__).resolve().parent.parent / "notebooks"
+    package = Path(kerasmt.__file__).resolve().parent
+    installed = package / "notebooks"
+    return installed if installed.is_dir() else package.parent / "notebooks"
 
 
 def available_studies(folder: str | os.PathLike | None = None) -> list[str]:

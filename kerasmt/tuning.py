@@ -75,10 +75,13 @@ def effective_split(n_blocks: int, split_point: int) -> int:
 
 def _without_tuner_checkpoint(callbacks: Sequence[keras.callbacks.Callback] | None) -> list:
     # keras-tuner's SaveBestEpoch writes the weights after every epoch when the objective is
-    # computed after fit (our case); trial models are not kept, so skip that cost.
-    from keras_tuner.src.engine.tuner_utils import SaveBestEpoch
+    # computed after fit (our case); trial models are not kept, so skip that cost. The class is not
+    # in keras-tuner's public API, so it is recognised by name rather than imported from keras_tuner.src.
+    def is_tuner_checkpoint(cb: keras.callbacks.Callback) -> bool:
+        cls = type(cb)
+        return cls.__name__ == "SaveBestEpoch" and cls.__module__.startswith("keras_tuner")
 
-    return [cb for cb in (callbacks or []) if not isinstance(cb, SaveBestEpoch)]
+    return [cb for cb in (callbacks or []) if not is_tuner_checkpoint(cb)]
 
 
 class _SeededBuilds:
