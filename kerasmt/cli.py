@@ -5,6 +5,7 @@
     kerasmt demo [--out DIR] [--studies a,b] [--smoke] [--jobs N]
     kerasmt tune STUDY --role chief|worker --oracle HOST:PORT [--tuner-id ID] [--trials N] [--out DIR]
     kerasmt tune STUDY --local-workers N [--worker-gpus 0,1] [--trials N] [--out DIR]
+    kerasmt predict MODEL.keras IMAGE_OR_FOLDER... [--out DIR]
     kerasmt list
 
 Importing this module does not import TensorFlow (only the notebook kernels do).
@@ -192,6 +193,17 @@ def _build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--temperature", type=float, default=1.0, metavar="T",
                      help="GMM with --soft: posterior temperature (default 1; >1 mixes more)")
 
+    predict = sub.add_parser(
+        "predict", help="apply a saved model to photos: one row per image",
+        description="Apply a raw-image model a study saved (models/<name>.predict.keras, or a Mask R-CNN "
+        "model) to image files or folders; prints one row per image with each task's label and "
+        "probability and, with --out, writes DIR/predictions.csv plus mask PNGs (and Mask R-CNN JSON "
+        "and overlays).",
+    )
+    predict.add_argument("model", metavar="MODEL.keras")
+    predict.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
+    predict.add_argument("--out", metavar="DIR", help="write predictions.csv and mask/overlay images here")
+
     lst = sub.add_parser("list", help="list the study notebooks, or one study's parameters",
                          description="List the study notebooks found and which are finished; with STUDY, "
                          "print that study's parameters cell (the names -p accepts, defaults and meaning).")
@@ -300,6 +312,22 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from kerasmt.prediction import predict
+
+    table = predict(args.model, args.images, out_dir=args.out)
+    with pd.option_context("display.max_columns", None, "display.width", 200, "display.max_colwidth", 60):
+        print(table.to_string(index=False))
+    if args.out:
+        path = os.path.join(args.out, "predictions.csv")
+        os.makedirs(args.out, exist_ok=True)
+        table.to_csv(path, index=False)
+        print(f"\nwrote {path}")
+    return 0
+
+
 def _cmd_tune(args: argparse.Namespace) -> int:
     from kerasmt import distributed_tuning as dt
     from kerasmt.utils import resolve_out_dir
@@ -387,6 +415,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             except (ValueError, OSError, KeyError, TypeError) as exc:  # unknown user is a KeyError
                 print(f"error: {exc}", file=sys.stderr)
                 return 1
+        if args.command == "predict":
+            from kerasmt.prediction import PredictError
+
+            try:
+                return _cmd_predict(args)
+            except PredictError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
         if args.command == "tune":
             from kerasmt.distributed_tuning import TuneError
 

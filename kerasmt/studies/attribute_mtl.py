@@ -572,10 +572,25 @@ def train(
     path = Path(out_dir) / "models" / f"{name}.keras"
     path.parent.mkdir(parents=True, exist_ok=True)
     model.save(path)
+    save_predictor(model, data, out_dir, name)
     result = evaluate(name, model, data, fitted.history, seconds, path)
     result.extra["config"] = {"class_weights": weights is not None, "weight_decay": float(weight_decay),
                               "augment": bool(augment)}
     return result
+
+
+def save_predictor(model: keras.Model, data: AttributeData, out_dir: str | Path, name: str) -> Path:
+    """Save ``model`` as a raw-image model (any-size RGB uint8 in, letterboxed inside as in training;
+    the six attributes' and the part masks' probabilities out, label names stored):
+    ``<out_dir>/models/<name>.predict.keras``."""
+    from kerasmt import modelinfo
+    from kerasmt.models.segmentation import MASK_OUTPUT
+
+    specs = [modelinfo.task_spec(t, "classes", pa.LABELS[t], from_logits=True) for t in TASKS]
+    if MASK_OUTPUT in model.output_names:
+        specs.append(modelinfo.task_spec(MASK_OUTPUT, "mask", data.mask_classes, from_logits=True))
+    path = Path(out_dir) / "models" / f"{name}{modelinfo.SUFFIX}"
+    return modelinfo.save_raw_image_model(model, path, specs, study="attribute_mtl", resize="pad")
 
 
 # ------------------------------------------------------------------------------------ evaluation

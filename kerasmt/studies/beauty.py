@@ -388,6 +388,16 @@ def predict_proba(model: keras.Model, dataset: tf.data.Dataset) -> np.ndarray:
     return np.concatenate(out, axis=0) if out else np.zeros((0, int(model.output_shape[-1])), np.float32)
 
 
+def save_predictor(model: keras.Model, data: BeautyData, checkpoint: str | Path) -> Path:
+    """Save ``model`` next to its ``checkpoint`` as a raw-image model (any-size RGB uint8 in, resized
+    and the backbone's preprocess_input inside; top-5 class names out): ``<name>.predict.keras``."""
+    from kerasmt import modelinfo
+
+    specs = [modelinfo.task_spec("class", "classes", data.class_names, top_k=5)]
+    return modelinfo.save_raw_image_model(model, modelinfo.predict_path(checkpoint), specs, study="beauty",
+                                          resize="stretch")
+
+
 def train_regime(
     data: BeautyData,
     regime: str,
@@ -498,6 +508,7 @@ def train_regime(
     checkpoint: Path | None = out_dir / "models" / f"{name}.keras"
     if save:
         model.save(checkpoint)  # the full network (its head/top were trained in place)
+        save_predictor(model, data, checkpoint)
     else:
         if checkpoint.exists():  # the best-epoch checkpoint of what was trained (maybe only the top)
             checkpoint.unlink()
@@ -551,6 +562,7 @@ def run_sweep(
         best = best_result(results)
         best.checkpoint = Path(out_dir) / "models" / f"{best.name}.keras"
         best.model.save(best.checkpoint)
+        save_predictor(best.model, data, best.checkpoint)
         for res in results.values():
             if res is not best:
                 res.model = None

@@ -288,6 +288,7 @@ def train_classifier(
     checkpoint = Path(out_dir) / "models" / f"{model.name}.keras"
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     model.save(checkpoint)  # the weights that are reported below
+    save_predictor(model, task_list, out_dir)
     split = data.eval_split
     eval_ds = data.dataset(split, labels, batch_size=256)
     predictions = predict_classes(model, eval_ds, task_list if len(task_list) > 1 else None)
@@ -315,6 +316,16 @@ def train_classifier(
         weights=weights,
         split=split,
     )
+
+
+def save_predictor(model: keras.Model, tasks: Sequence[str], out_dir: str | Path) -> Path:
+    """Save ``model`` as a raw-image model (any-size RGB uint8 in, 32x32 grey stretched inside, the
+    tasks' label names stored): ``<out_dir>/models/<name>.predict.keras``, for ``kerasmt predict``."""
+    from kerasmt import modelinfo
+
+    specs = [modelinfo.task_spec(t, "classes", ff.LABELS[t]) for t in tasks]
+    path = Path(out_dir) / "models" / f"{model.name}{modelinfo.SUFFIX}"
+    return modelinfo.save_raw_image_model(model, path, specs, study="fairface", resize="stretch")
 
 
 @dataclass

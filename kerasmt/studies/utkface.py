@@ -392,6 +392,17 @@ def predict(model: keras.Model, inputs: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(out["age"]).reshape(-1), np.asarray(out["gender"]).reshape(-1)
 
 
+def save_predictor(model: keras.Model, out_dir: str | Path, name: str) -> Path:
+    """Save ``model`` as a raw-image model (any-size RGB uint8 in, resized inside; outputs age in
+    years and the probability of "Female"): ``<out_dir>/models/<name>.predict.keras``."""
+    from kerasmt import modelinfo
+
+    specs = [modelinfo.task_spec("age", "regression", unit="years"),
+             modelinfo.task_spec("gender", "binary", utk.LABELS["gender"])]
+    path = Path(out_dir) / "models" / f"{name}{modelinfo.SUFFIX}"
+    return modelinfo.save_raw_image_model(model, path, specs, study="utkface", resize="stretch")
+
+
 def train_age_gender(
     model: keras.Model,
     data: UTKData,
@@ -419,6 +430,7 @@ def train_age_gender(
     result = fit(model, train, val, epochs=epochs, run_dir=out_dir, name=name, monitor="val_loss",
                  restore_best=True, callbacks=[tuning.ScoreCallback(), stop], verbose=verbose, strategy=strategy)
     seconds = time.perf_counter() - start
+    save_predictor(model, out_dir, name)
     age_pred, gender_prob = predict(model, data.dataset(scheme, "test", None, size=size))
     labels = data.labels(scheme, "test")
     test = metrics_of(labels["age"], labels["gender"], age_pred, gender_prob)
@@ -791,6 +803,7 @@ def train_model_b(
         model.set_weights(heads_weights)
         transfer.unfreeze_last(model, 0)
         model.save(result.checkpoint)
+        save_predictor(model, out_dir, "model_b")
         result.age_pred, result.gender_prob = predict(model, data.dataset("final", "test", None, size=size))
         labels = data.labels("final", "test")
         result.test = metrics_of(labels["age"], labels["gender"], result.age_pred, result.gender_prob)
