@@ -58,7 +58,7 @@ class RawImagePreprocess(keras.layers.Layer):
         if x.shape[-1] == 1 and self.channels == 3:
             x = tf.image.grayscale_to_rgb(x)
         elif x.shape[-1] != 1 and self.channels == 1:
-            x = tf.image.rgb_to_grayscale(x[..., :3])
+            x = tf.round(tf.image.rgb_to_grayscale(x[..., :3]))  # decoders give integer grey levels
         h, w = self.image_size
         if self.resize == "stretch":
             x = tf.image.resize(x, (h, w), method="bilinear", antialias=True)

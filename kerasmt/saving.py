@@ -15,8 +15,6 @@ kerasmt class with its module.
 from __future__ import annotations
 
 import importlib
-import importlib.abc
-import importlib.machinery
 import sys
 from typing import Any
 
@@ -96,11 +94,13 @@ def register_lazily() -> int:
     return added
 
 
-class _LoaderThenRegister(importlib.abc.Loader):
-    def __init__(self, loader: importlib.abc.Loader):
+class _LoaderThenRegister:
+    """Wraps Keras's loader (duck-typed: importlib.abc would add to the import time)."""
+
+    def __init__(self, loader: Any):
         self.loader = loader
 
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> Any:
+    def create_module(self, spec: Any) -> Any:
         return self.loader.create_module(spec)
 
     def exec_module(self, module: Any) -> None:
@@ -111,7 +111,7 @@ class _LoaderThenRegister(importlib.abc.Loader):
         return getattr(self.loader, name)
 
 
-class _AfterKerasImport(importlib.abc.MetaPathFinder):
+class _AfterKerasImport:
     """One-shot import hook: lets Keras import as usual, then calls :func:`register_lazily`."""
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:

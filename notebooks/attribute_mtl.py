@@ -317,3 +317,13 @@ sorted(p.name for p in (OUT / "models").glob("*.keras"))
 
 # %%
 kerasmt.training.reset()  # float32 and Keras' own XLA choice again for whatever runs next
+
+# %% [markdown]
+# ## Apply a trained model to new photos
+# Each network is also saved as `models/<name>.predict.keras`: it takes photos of any size (the
+# letterbox resize is inside) and returns the six attributes and the part masks, which `predict`
+# maps back to each photo's resolution and writes as PNGs. From a shell:
+# `kerasmt predict MODEL.predict.keras PHOTO_OR_FOLDER... --out DIR`.
+
+# %%
+kerasmt.predict(OUT / "models" / "mtl_seg.predict.keras", data.test["path"].head(4).tolist(), out_dir=OUT / "predictions")

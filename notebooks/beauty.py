@@ -354,3 +354,14 @@ sorted(p.name for p in (OUT / "models").glob("*.keras"))
 
 # %%
 kerasmt.training.reset()  # float32 and Keras' own XLA choice again for whatever runs next
+
+# %% [markdown]
+# ## Apply a trained model to new photos
+# The best network is also saved as `models/<name>.predict.keras`: it takes photos of any size
+# (resizing and the backbone's `preprocess_input` are inside) and returns the top-5 class names.
+# From a shell: `kerasmt predict MODEL.predict.keras PHOTO_OR_FOLDER...`.
+
+# %%
+from kerasmt import modelinfo
+
+kerasmt.predict(modelinfo.predict_path(best_full.checkpoint), data.manifests["validation"]["path"].head(4).tolist())

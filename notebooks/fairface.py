@@ -326,3 +326,13 @@ sorted(p.name for p in (OUT / "models").glob("*.keras"))
 
 # %%
 kerasmt.training.reset()  # float32 and Keras' own XLA choice again for whatever runs next
+
+# %% [markdown]
+# ## Apply a trained model to new photos
+# Every network is also saved as `models/<name>.predict.keras`: it takes photos of any size and
+# colour (the 32x32 grey conversion is inside) and carries its label names. From a shell:
+# `kerasmt predict MODEL.predict.keras PHOTO_OR_FOLDER...`.
+
+# %%
+predictor = OUT / "models" / f"{results['multitask'].name}.predict.keras"
+kerasmt.predict(predictor, data.val["path"].head(4).tolist())

@@ -513,3 +513,12 @@ metrics["summary"]
 
 # %%
 kerasmt.training.reset()  # float32 and Keras' own XLA choice again for whatever runs next
+
+# %% [markdown]
+# ## Apply a trained model to new photos
+# Model B is also saved as `models/model_b.predict.keras`: it takes photos of any size (resizing and
+# the backbone's `preprocess_input` are inside) and returns age in years and gender. From a shell:
+# `kerasmt predict MODEL.predict.keras PHOTO_OR_FOLDER...`.
+
+# %%
+kerasmt.predict(OUT / "models" / "model_b.predict.keras", data.frame("final", "test")["path"].head(4).tolist())
