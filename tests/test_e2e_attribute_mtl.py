@@ -39,8 +39,10 @@ def test_run_attribute_mtl_smoke_writes_every_output(tmp_path):
                                         "skin_arms", "skin_face", "skin_legs"}
     summary = metrics["summary"]
     assert summary["params"] == 518_190 and {"mtl.mean_acc", "mtl_seg.mean_acc", "mask_miou"} <= set(summary)
-    models = sorted(p.name for p in (out / "models").glob("*.keras"))
+    models = sorted(p.name for p in (out / "models").glob("*.keras") if not p.name.endswith(".predict.keras"))
+    predictors = sorted(p.name for p in (out / "models").glob("*.predict.keras"))  # raw-image models
     assert models == ["mtl.keras", "mtl_cw_l2.keras", "mtl_seg.keras"]
+    assert predictors == ["mtl.predict.keras", "mtl_cw_l2.predict.keras", "mtl_seg.predict.keras"]
 
 
 @pytest.mark.skipif("attribute_mtl" not in STUDY_DATASETS,

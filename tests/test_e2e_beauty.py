@@ -41,10 +41,13 @@ def test_run_beauty_smoke_writes_every_output(tmp_path):
     assert summary["classes"] == 73 and summary["groups"] == 42
     assert {"tl_val_acc", "best_val_acc", "test_acc", "grouped_test_acc"} <= set(summary)
     assert all(not isinstance(v, (dict, list)) for v in summary.values())
-    models = sorted(p.name for p in (out / "models").glob("*.keras"))
+    models = sorted(p.name for p in (out / "models").glob("*.keras") if not p.name.endswith(".predict.keras"))
+    predictors = sorted(p.name for p in (out / "models").glob("*.predict.keras"))  # raw-image models
     best_full, best_grouped = metrics["test"]["full"]["best_regime"], metrics["test"]["grouped"]["best_regime"]
     assert models == sorted([f"full_{best_full.replace('-', '')}.keras", f"grouped_{best_grouped.replace('-', '')}.keras",
                              "scratch_inceptionv3.keras", "scratch_resnet50.keras", "scratch_simplenet.keras"])
+    assert predictors == sorted([f"full_{best_full.replace('-', '')}.predict.keras",
+                                 f"grouped_{best_grouped.replace('-', '')}.predict.keras"])
 
 
 @pytest.mark.skipif("beauty" not in STUDY_DATASETS,

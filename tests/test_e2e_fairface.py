@@ -31,12 +31,14 @@ def test_run_fairface_smoke_writes_every_output(tmp_path):
     assert metrics["weights"]["small_cnn_gender"].startswith("final epoch")
     for accuracies in metrics["val_accuracy"].values():
         assert all(0.0 <= v <= 1.0 for v in accuracies.values())
-    models = sorted(p.name for p in (out / "models").glob("*.keras"))
+    models = sorted(p.name for p in (out / "models").glob("*.keras") if not p.name.endswith(".predict.keras"))
+    predictors = sorted(p.name for p in (out / "models").glob("*.predict.keras"))  # raw-image models
     assert models == sorted(
         ["dense_gender.keras", "dense_age.keras", "small_cnn_gender.keras", "small_cnn_age.keras",
          "own_cnn_gender.keras", "own_cnn_age.keras", "multitask_gender_age.keras",
          "multitask_gender_age_race.keras", "vae.keras"]
     )
+    assert predictors == sorted(m.replace(".keras", ".predict.keras") for m in models if m != "vae.keras")
 
 
 def test_data_synth_then_check(tmp_path):

@@ -41,8 +41,10 @@ def test_run_utkface_smoke_writes_every_output(tmp_path):
     assert metrics["cross_stitch_alphas"]["lr_multiplier"] == 100.0 and metrics["cross_stitch_alphas"]["max_moved"] > 0
     assert set(metrics["summary"]) >= {"model_a.gender_accuracy", "model_a.age_mae", "model_b.age_mae",
                                        "cross_stitch.age_mae", "baseline.mean_age_mae"}
-    models = sorted(p.name for p in (out / "models").glob("*.keras"))
+    models = sorted(p.name for p in (out / "models").glob("*.keras") if not p.name.endswith(".predict.keras"))
+    predictors = sorted(p.name for p in (out / "models").glob("*.predict.keras"))  # raw-image models
     assert models == ["cross_stitch_seed0.keras", "model_a_seed0.keras", "model_a_weighted_seed0.keras", "model_b.keras"]
+    assert predictors == sorted(m.replace(".keras", ".predict.keras") for m in models)
     splits = out / "splits"
     assert (splits / "subset.csv").is_file()
     test = pd.read_csv(splits / "final_test.csv")
