@@ -174,3 +174,31 @@ def test_cli_predict_writes_csv_and_masks(saved, photos, tmp_path):
     bad = subprocess.run([*cmd, "predict", str(saved["beauty"]), str(tmp_path / "nothing")], env=_env(),
                          capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and "no such file or folder" in bad.stderr
+
+
+def test_mask_rcnn_models_go_through_maskrcnn_detect(tmp_path):
+    """A Mask R-CNN inference model: instances via kerasmt.models.maskrcnn.detect (JSON + overlay),
+    or, where this kerasmt has no detect yet, an error that says so."""
+    from kerasmt.models import maskrcnn
+
+    cfg = maskrcnn.MaskRCNNConfig(
+        backbone="light", image_size=64, num_classes=3, light_widths=(8, 8, 8, 8), rpn_anchor_scales=(4, 8, 16, 32, 64),
+        top_down_pyramid_size=8, rpn_channels=8, pre_nms_limit=100, post_nms_rois_training=16,
+        post_nms_rois_inference=8, train_rois_per_image=8, fpn_classif_fc_layers_size=8, mask_head_channels=8,
+        mask_pool_size=7, mask_shape=(14, 14), mini_mask_shape=(28, 28), max_gt_instances=4,
+        detection_max_instances=3, images_per_gpu=1, detection_min_confidence=0.0)
+    keras.utils.set_random_seed(0)
+    model = maskrcnn.build_maskrcnn(cfg).inference_model
+    photo = np.random.default_rng(0).integers(0, 255, (50, 90, 3), dtype=np.uint8)
+    Image.fromarray(photo).save(tmp_path / "street.png")
+    if not hasattr(maskrcnn, "detect"):
+        with pytest.raises(PredictError, match="Mask R-CNN.*detect"):
+            predict(model, tmp_path / "street.png", out_dir=tmp_path / "out")
+        return
+    table = predict(model, tmp_path / "street.png", out_dir=tmp_path / "out", class_names=["shirt", "shoe"])
+    assert table.loc[0, ["height", "width"]].tolist() == [50, 90]
+    found = json.loads((tmp_path / "out" / "street_instances.json").read_text())
+    assert len(found) == table.loc[0, "instances"]
+    for inst in found:
+        assert inst["class_name"] in ("shirt", "shoe") and inst["mask_rle"]["size"] == [50, 90]
+    assert np.asarray(Image.open(tmp_path / "out" / "street_overlay.png")).shape == (50, 90, 3)
