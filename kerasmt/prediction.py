@@ -10,7 +10,7 @@ covering at least 1% of the photo) and, with ``out_dir``, ``<task>_png`` (the cl
 photo's resolution, pixel value = class index). Mask R-CNN models give ``instances`` (a list of
 ``{class_id, class_name, score, box, mask}``) and with ``out_dir`` a JSON file and an overlay PNG.
 
-Images are decoded with PIL, EXIF orientation applied, as RGB; any size (the model resizes).
+Images are decoded by :mod:`kerasmt.images` (EXIF orientation applied) as RGB; any size (the model resizes).
 """
 from __future__ import annotations
 
@@ -51,15 +51,14 @@ def image_files(sources: str | os.PathLike | Iterable[str | os.PathLike]) -> lis
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """A photo as uint8 RGB ``(H, W, 3)``: EXIF rotation applied, grey/CMYK/palette/alpha converted."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """A photo as uint8 RGB ``(H, W, 3)`` at its own size, decoded by :func:`kerasmt.images.read_image`
+    (every format the datasets ship: EXIF rotation, CMYK, WebP, palette/alpha on white, 16-bit, grey)."""
+    from kerasmt import images
 
     try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise PredictError(f"{path}: cannot decode image ({exc})") from exc
+        return images.read_image(path, None, 3)
+    except images.ImageDecodeError as exc:
+        raise PredictError(f"cannot decode image: {exc}") from exc
 
 
 def load(model: Any) -> Any:
@@ -84,10 +83,11 @@ def _unletterbox(probs: np.ndarray, height: int, width: int, resize: str) -> np.
     import tensorflow as tf
 
     h, w = probs.shape[:2]
-    if resize == "pad":
-        scale = min(h / height, w / width)
-        inner_h, inner_w = max(1, int(round(height * scale))), max(1, int(round(width * scale)))
-        top, left = (h - inner_h) // 2, (w - inner_w) // 2
+    if resize == "pad":  # the geometry of tf.image.resize_with_pad (RawImagePreprocess)
+        ratio = max(width / w, height / h)
+        fh, fw = height / ratio, width / ratio
+        inner_h, inner_w = max(1, int(fh)), max(1, int(fw))
+        top, left = max(0, int((h - fh) / 2)), max(0, int((w - fw) / 2))
         probs = probs[top:top + inner_h, left:left + inner_w]
     full = tf.image.resize(probs[None], (height, width), method="bilinear")[0].numpy()
     return np.argmax(full, axis=-1).astype(np.uint8)
