@@ -44,6 +44,7 @@ CUSTOM_OBJECTS: dict[str, str] = {
     "kerasmt.maskrcnn>DetectionLayer": "kerasmt.models.maskrcnn.layers",
     "kerasmt.maskrcnn>SelectClassMask": "kerasmt.models.maskrcnn.layers",
     "kerasmt.maskrcnn>SliceRois": "kerasmt.models.maskrcnn.layers",
+    "kerasmt.maskrcnn>ConfigCarrier": "kerasmt.models.maskrcnn.layers",
     "kerasmt>RawImagePreprocess": "kerasmt.modelinfo",
     "kerasmt>ModelInfo": "kerasmt.modelinfo",
 }
