@@ -59,10 +59,15 @@ def test_data_synth_then_check(tmp_path):
     assert len([p for p in root.iterdir() if p.is_dir()]) == 73
     ok = _kerasmt("data", "check", "beauty", str(root), timeout=600)
     assert ok.returncode == 0 and "OK" in ok.stdout, ok.stdout + ok.stderr
-    broken = root / "boxes_Setline_Setline_1205" / "0001.jpg"
-    broken.write_bytes(b"not a jpeg")
-    (root / "boxes_Setline_Setline_1205" / "notes.txt").write_text("x")
+    folder = root / "boxes_Setline_Setline_1205"
+    (folder / "0001.jpg").write_bytes(b"not a jpeg")  # no image header: load skips it (a warning)
+    (folder / "notes.txt").write_text("x")
+    skipped = _kerasmt("data", "check", "beauty", str(root), timeout=600)
+    text = skipped.stdout + skipped.stderr
+    assert skipped.returncode == 0, text
+    assert "0001.jpg: not an image file" in text and "notes.txt: not an image file" in text
+    assert _kerasmt("data", "check", "beauty", str(root), "--strict", timeout=600).returncode == 1
+    (folder / "0002.jpg").write_bytes((folder / "0003.jpg").read_bytes()[:300])  # a JPEG cut short
     bad = _kerasmt("data", "check", "beauty", str(root), timeout=600)
     assert bad.returncode == 1
-    text = bad.stdout + bad.stderr
-    assert "0001.jpg: image cannot be decoded" in text and "notes.txt: not an image file" in text
+    assert "0002.jpg: image cannot be decoded" in bad.stdout + bad.stderr
