@@ -273,8 +273,10 @@ def _cmd_data(args: argparse.Namespace) -> int:
         failing = errors(findings, strict=args.strict)
         counts = {level: sum(level_of(f) == level for f in findings) for level in ("error", "warning")}
         if failing:
-            print(f"{args.dir} is not a valid {args.study} dataset: {len(failing)} problem"
+            warned = 0 if args.strict else counts["warning"]  # with --strict they are among the errors
+            print(f"{args.dir} is not a valid {args.study} dataset: {len(failing)} error"
                   f"{'' if len(failing) == 1 else 's'}"
+                  + (f" and {warned} warning{'' if warned == 1 else 's'}" if warned else "")
                   + (" (warnings count as errors with --strict)" if args.strict and counts["warning"] else ""))
         elif counts["warning"]:
             print(f"OK with {counts['warning']} warning{'' if counts['warning'] == 1 else 's'}: {args.dir} is a "

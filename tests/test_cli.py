@@ -417,7 +417,7 @@ def test_data_check_valid_and_invalid(fake_datasets, tmp_path, capsys):
     (root / "labels.csv").write_text((root / "labels.csv").read_text().replace("images/2.txt,0", "images/2.txt,7"))
     assert cli.main(["data", "check", "fake", str(root)]) == 1
     out = capsys.readouterr().out
-    assert "2 problems" in out
+    assert "2 errors" in out
     assert "1. " in out and "row 3: image images/1.txt does not exist" in out
     assert "2. " in out and "row 4: label '7' is not 0 or 1" in out
 

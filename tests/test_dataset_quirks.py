@@ -117,7 +117,7 @@ def test_old_ontology_coco_is_matched_by_name(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "OK with 1 warning" in out and "note: " in out and "24 'shoe' -> 23" in out
     assert cli.main(["data", "check", "fashion", str(root), "--strict"]) == 1
-    assert "1 problem" in capsys.readouterr().out
+    assert "1 error (warnings count as errors with --strict)" in capsys.readouterr().out
 
 
 def test_label_descriptions_with_other_ids_are_matched_by_name(tmp_path):

@@ -132,7 +132,7 @@ def test_fairface_csvs_read_and_images_named_as_listed(tmp_path):
         frame = ff.load(src, split, check_files=False)
         assert len(frame) == 150 and (frame[["gender", "age", "race"]] >= 0).all().all()
     code, out = data_check("fairface", src)
-    assert code == 1 and "300 problems" in out and "image file not found" in out
+    assert code == 1 and "300 errors" in out and "image file not found" in out
     # the same CSVs with a synthetic face at every listed path, then after a spreadsheet round trip
     root = tmp_path / "ff"
     root.mkdir()
