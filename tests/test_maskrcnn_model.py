@@ -8,22 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from _maskrcnn_tiny import SIZE, tiny_config
 from kerasmt.models import maskrcnn as mr
 from kerasmt.models.maskrcnn.weights import CLASS_SPECIFIC
 
-SIZE = 64
 COLORS = {0: (220, 30, 30), 1: (30, 200, 40), 2: (40, 60, 230)}
-
-
-def tiny_config(**kw) -> mr.MaskRCNNConfig:
-    values = dict(backbone="light", image_size=SIZE, num_classes=4, light_widths=(8, 16, 16, 32), train_bn=True,
-                  rpn_anchor_scales=(4, 8, 16, 32, 64), top_down_pyramid_size=16, rpn_channels=16, pre_nms_limit=300,
-                  post_nms_rois_training=64, post_nms_rois_inference=32, train_rois_per_image=16,
-                  fpn_classif_fc_layers_size=32, mask_head_channels=8, mask_pool_size=7, mask_shape=(14, 14),
-                  mini_mask_shape=(28, 28), max_gt_instances=4, detection_max_instances=5, images_per_gpu=2,
-                  add_gt_to_proposals=True, detection_min_confidence=0.5)
-    values.update(kw)
-    return mr.MaskRCNNConfig(**values)
 
 
 def tiny_data(n: int = 4, seed: int = 0):
