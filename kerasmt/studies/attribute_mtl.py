@@ -853,39 +853,13 @@ def plot_iou(result: AttributeResult):
 
 
 def plot_curves(result: AttributeResult, ncols: int = 4):
-    """Training and validation curves in a grid of ``ncols`` columns: total and per-task losses
-    (and, for ``mtl_seg``, the mask loss) first, then per-task accuracies (and the mask mean IoU);
-    integer epoch ticks."""
-    import matplotlib.pyplot as plt
+    """Training and validation curves (:func:`kerasmt.plots.plot_history`) in a grid of ``ncols``
+    columns: total and per-task losses (and, for ``mtl_seg``, the mask loss) first, then per-task
+    accuracies, then the mask mean IoU; integer epoch ticks."""
+    from kerasmt.plots import plot_history
 
-    from kerasmt.plots import integer_epochs
-
-    h = result.history
-    losses = [("loss", "total loss")] + [(f"{t}_loss", f"{t} loss") for t in TASKS]
-    scores = [(f"{t}_accuracy", f"{t} acc") for t in TASKS]
-    if f"{MASK_OUTPUT}_loss" in h:
-        losses.append((f"{MASK_OUTPUT}_loss", "mask loss"))
-        scores.append((f"{MASK_OUTPUT}_mean_iou", "mask mean IoU"))
-    rows = [p[i:i + ncols] for p in (losses, scores) for i in range(0, len(p), ncols)]
-    fig, axes = plt.subplots(len(rows), ncols, figsize=(3.0 * ncols, 2.4 * len(rows)), squeeze=False, dpi=100)
-    for r, panels in enumerate(rows):
-        for c in range(ncols):
-            ax = axes[r, c]
-            if c >= len(panels) or panels[c][0] not in h:
-                ax.axis("off")
-                continue
-            column, label = panels[c]
-            ax.plot(h.index, h[column], marker=".", label="train")
-            if f"val_{column}" in h:
-                ax.plot(h.index, h[f"val_{column}"], marker=".", label="val")
-            ax.set_title(label, fontsize=9)
-            ax.tick_params(labelsize=8)
-            integer_epochs(ax)
-            ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=8)
-    fig.suptitle(f"{result.name}: training curves ({len(h)} epochs)", fontsize=10)
-    fig.tight_layout()
-    return _readable(fig)
+    return plot_history(result.history, metrics=("loss", "accuracy", "mean_iou"), tasks=[*TASKS, MASK_OUTPUT],
+                        ncols=ncols, title=f"{result.name}: training curves ({len(result.history)} epochs)")
 
 
 def difference_table(results: Mapping[str, AttributeResult], a: str, b: str, n_boot: int = 2000,
