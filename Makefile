@@ -1,5 +1,7 @@
 # kerasmt: `make demo` runs every finished study on synthetic data; `make test` runs the test suite.
-# Both create (or reuse) a virtual environment in .venv and install requirements.txt into it.
+# Both create (or reuse) a virtual environment in .venv and install requirements.txt into it (the
+# checkout, editable, with pyproject's dependencies and the test tools; setuptools >= 77 as pyproject's
+# build requirement, so that tests/test_packaging.py can build the wheel with this interpreter).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -12,9 +14,8 @@ install: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools>=77" wheel
 	$(BIN)/python -m pip install --quiet -r requirements.txt
-	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
 test: install
