@@ -67,7 +67,7 @@ DEMO_PARAMETERS: dict[str, dict[str, Any]] = {
 
 #: Rough seconds each study's demo takes on 2 CPU cores (the last demo run): ``kerasmt demo --jobs N``
 #: starts the longest first, so that the parallel part ends as early as it can.
-DEMO_SECONDS: dict[str, float] = {"attribute_mtl": 330, "utkface": 316, "beauty": 280, "fashion": 260,
+DEMO_SECONDS: dict[str, float] = {"attribute_mtl": 260, "utkface": 316, "beauty": 280, "fashion": 260,
                                   "fairface": 247, "recommender": 28}
 
 #: Studies whose notebook measures CPU inference time: ``kerasmt demo --jobs N`` runs them alone,
