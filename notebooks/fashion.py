@@ -463,5 +463,13 @@ print(path)
 print({k: v for k, v in metrics["summary"].items()})
 sorted(p.name for p in (OUT / "models").glob("*.keras"))
 
+# %% [markdown]
+# ## Applying the saved model
+# `kerasmt.predict` (the Python side of `kerasmt predict MODEL.keras PHOTOS... --out DIR`) on the
+# saved Mask R-CNN: one row per instance-bearing photo, masks at each photo's own resolution.
+
+# %%
+kerasmt.predict(mrc.checkpoint, [data.test.x[i][: data.size * 3 // 4] for i in range(3)]).round(3)
+
 # %%
 kerasmt.training.reset()  # float32 and Keras' own XLA choice again for whatever runs next
