@@ -81,29 +81,28 @@ def synthesize_real(study: str, root: str | os.PathLike, n: int | None = None, f
     return fashion.synthesize(root, n=n, seed=seed, workers=workers, distinct=distinct, image_scale=2.5)
 
 
-def peak_rss_bytes() -> int:
-    """Peak resident set size of this process (``VmHWM`` of ``/proc/self/status``; ``ru_maxrss``
-    elsewhere)."""
+def _status_bytes(field: str) -> int | None:
+    """``field`` (``VmHWM``, ``VmRSS``, ...) of ``/proc/self/status`` in bytes; None where unknown."""
     try:
         with open("/proc/self/status") as status:
             for line in status:
-                if line.startswith("VmHWM:"):
+                if line.startswith(f"{field}:"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+    return None
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process (``VmHWM`` of ``/proc/self/status``; ``ru_maxrss``
+    elsewhere)."""
+    peak = _status_bytes("VmHWM")
+    return peak if peak is not None else int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
 def rss_bytes() -> int:
     """Current resident set size of this process (``VmRSS``; 0 where unknown)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    return _status_bytes("VmRSS") or 0
 
 
 @dataclass
