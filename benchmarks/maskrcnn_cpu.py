@@ -9,8 +9,9 @@ machine hits both alike):
   network, detection layer, mask pasting on the 512 px canvas);
 * **fast**: ``maskrcnn.detect`` (letterbox of the photo, one ``tf.function`` with a fixed input
   signature, masks pasted at the photo's resolution) on
-  ``maskrcnn.fast.fast_inference_model(compute="bfloat16")`` (convolutions in bfloat16, proposals,
-  RoIAlign and detections in float32).
+  ``maskrcnn.fast.fast_inference_model(compute="bfloat16")`` (convolutions in bfloat16 with every
+  BatchNormalization folded into the convolution before it; proposals, RoIAlign and detections in
+  float32).
 
 Tables: (1) the report's configuration, current vs fast, and the ratio; (2) the report's
 max-detections experiment (100 -> 10; the report: 2.1 -> 1.5 s); (3) the report's image-size sweep

@@ -34,6 +34,7 @@ CUSTOM_OBJECTS: dict[str, str] = {
     "kerasmt>MeanPixelNormalization": "kerasmt.models.refinenet",
     "kerasmt>BilinearUpsampling": "kerasmt.models.refinenet",
     "kerasmt>BackbonePreprocess": "kerasmt.models.transfer",
+    "kerasmt>FoldedBatchNormalization": "kerasmt.models.fold",
     "kerasmt>Sampling": "kerasmt.models.vae",
     "kerasmt>VAE": "kerasmt.models.vae",
     "kerasmt.maskrcnn>MaskRCNN": "kerasmt.models.maskrcnn.model",

@@ -254,6 +254,25 @@ def test_bfloat16_inference_model_computes_the_same_network(forced):
         fast_inference_model(model, "float16")
 
 
+def test_fast_model_folds_every_batchnorm_without_changing_the_network(forced):
+    model, _ = forced
+    rng = np.random.default_rng(3)
+    for layer in model.inference_model._flatten_layers():  # non-trivial statistics to fold
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(rng.normal(0, 0.2, layer.moving_mean.shape))
+            layer.moving_variance.assign(rng.uniform(0.5, 2.0, layer.moving_variance.shape))
+    fast = fast_inference_model(model, "float32")
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in fast._flatten_layers())
+    x = np.random.default_rng(1).uniform(0, 255, (1, SIZE, SIZE, 3)).astype(np.float32)
+    a, b = model.feature_model(x), fast.get_layer("features")(x)
+    for u, v in zip([*a["p"], a["rpn_bbox"]], [*b["p"], b["rpn_bbox"]]):
+        np.testing.assert_allclose(v, u, rtol=1e-3, atol=1e-4 * float(np.abs(u).max()))
+    rois = keras.ops.convert_to_tensor(np.array([[[0.1, 0.1, 0.6, 0.5], [0.3, 0.2, 0.9, 0.9]]], np.float32))
+    want = model.inference_model.get_layer("mrcnn_classifier")([rois, *a["p"]])[1]
+    got = fast.get_layer("mrcnn_classifier")([rois, *b["p"]])[1]
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+
 @pytest.mark.skipif(not os.environ.get("KERASMT_REAL_SAMPLES"), reason="KERASMT_REAL_SAMPLES not set")
 def test_detect_on_a_real_fashionpedia_photo(forced, capsys):
     from PIL import Image
