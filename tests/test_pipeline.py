@@ -121,3 +121,35 @@ def test_float_targets_stay_float_and_strings_are_rejected(images):
     np.testing.assert_allclose(y["years"].numpy(), frame["years"].to_numpy(), rtol=1e-6)
     with pytest.raises(TypeError, match="name"):
         pipeline.image_dataset(frame, "name")
+
+
+@pytest.mark.parametrize("resize", ["stretch", "pad"])
+def test_grouped_jpeg_batches_give_the_per_image_values(tmp_path, monkeypatch, resize):
+    """JPEGs of one size and DCT scale are resized by batches: the values of one by one (stretch:
+    matrix products, within one level on a few pixels; pad: TensorFlow's resize, equal)."""
+    monkeypatch.setattr(pipeline, "_GROUP_MIN", 5)
+    monkeypatch.setattr(pipeline, "_GROUP_BATCH", 4)  # several batches, the last one partial
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, size in enumerate([(120, 100)] * 11 + [(64, 90)] * 3):  # one group, three left over
+        path = tmp_path / f"{i}.jpg"
+        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(path, quality=90)
+        paths.append(str(path))
+    paths.insert(4, str(tmp_path / "odd.png"))  # PIL, between grouped files
+    Image.fromarray(rng.integers(0, 256, (50, 50, 3), dtype=np.uint8)).save(paths[4])
+    plans = pipeline._fast_plans(paths, (24, 20))
+    assert plans[0].tolist() == [4, 120, 100] and plans[4].tolist() == [0, 0, 0]
+    for channels in (1, 3):
+        got = pipeline.decode_images(paths, (24, 20), channels=channels, resize=resize)
+        one_by_one = np.stack([x for x in pipeline.stream_images(paths, (24, 20), channels, resize=resize)
+                               .as_numpy_iterator()])
+        diff = np.abs(got.astype(int) - one_by_one)
+        assert diff.max() <= (1 if resize == "stretch" else 0) and (diff > 0).mean() < 0.01
+
+
+def test_resize_weights_match_tensorflow_resize():
+    rng = np.random.default_rng(2)
+    for n_in, n_out in [(56, 32), (30, 64), (50, 50), (7, 3)]:
+        x = rng.uniform(0, 255, (1, n_in, 1, 1)).astype(np.float32)
+        want = pipeline.tf.image.resize(x, (n_out, 1), antialias=True).numpy()[0, :, 0, 0]
+        np.testing.assert_allclose(pipeline.resize_weights(n_in, n_out) @ x[0, :, 0, 0], want, atol=2e-3)
