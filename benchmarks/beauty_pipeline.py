@@ -74,7 +74,7 @@ def bench_head(manifest, size: int, batch: int) -> dict:
     labels = manifest["label"].to_numpy()
     n_classes = int(labels.max()) + 1
     keras.utils.set_random_seed(0)
-    model = ft.finetune_model(n_classes, "InceptionV3", (size, size, 3), weights=None, regime="tl")
+    model = ft.finetune_model((size, size, 3), None, n_classes=n_classes, backbone="InceptionV3", regime="tl")
     ft.compile_report(model)
     ds = pipeline.image_dataset(manifest, "label", size, 3, batch, shuffle=True, images=images)
     model.fit(ds, epochs=1, verbose=0, shuffle=False)  # tracing

@@ -46,7 +46,7 @@ def _paths(config, photos):
     from kerasmt.models.maskrcnn.detect import letterbox
     from kerasmt.models.maskrcnn.fast import fast_inference_model
 
-    model = mr.build_maskrcnn(config)
+    model = mr.build_maskrcnn(config=config)
     current = mr.predictor(model.inference_model)
     fast = fast_inference_model(model, "bfloat16")
     boxed = np.stack([letterbox(p, config.image_size)[0] for p in photos])

@@ -272,7 +272,7 @@ def strategy_scope(strategy: str | tf.distribute.Strategy | None) -> Iterator[tf
 def build_in_scope(builder: Callable[..., T], strategy: str | tf.distribute.Strategy | None, *args: Any,
                    **kwargs: Any) -> T:
     """``builder(*args, **kwargs)`` called inside :func:`strategy_scope` (use it for building
-    *and* compiling, e.g. ``lambda: compile_classifier(classifiers.multitask_cnn(tasks))``)."""
+    *and* compiling, e.g. ``lambda: compile_classifier(classifiers.multitask_cnn(tasks=tasks))``)."""
     with strategy_scope(strategy):
         return builder(*args, **kwargs)
 

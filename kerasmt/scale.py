@@ -147,7 +147,7 @@ def workload(study: str, root: str | os.PathLike, cache_dir: str | os.PathLike |
         ds = data.dataset("train", tasks, batch_size=bs)
 
         def build():
-            model = classifiers.multitask_cnn({t: ff.N_CLASSES[t] for t in tasks})
+            model = classifiers.multitask_cnn(tasks={t: ff.N_CLASSES[t] for t in tasks})
             training.compile_classifier(model)
             training.set_jit_compile(model, jit_compile)
             return model
@@ -177,7 +177,7 @@ def workload(study: str, root: str | os.PathLike, cache_dir: str | os.PathLike |
         ds = data.dataset("train", bs, augment=ft.report_augmentation(seed=0))
 
         def build():
-            model = ft.finetune_model(data.n_classes, "InceptionV3", (299, 299, 3), weights=None, regime="tl")
+            model = ft.finetune_model((299, 299, 3), None, n_classes=data.n_classes, backbone="InceptionV3", regime="tl")
             ft.compile_report(model)
             training.set_jit_compile(model, jit_compile)
             return model
@@ -198,7 +198,7 @@ def workload(study: str, root: str | os.PathLike, cache_dir: str | os.PathLike |
     ds = data.train_dataset("multilabel", batch_size=bs)
 
     def build():
-        model = multilabel_classifier(data.n_classes, (512, 512, 3), backbone="light", weights=None)
+        model = multilabel_classifier((512, 512, 3), None, n_classes=data.n_classes, backbone="light")
         compile_multilabel(model)
         training.set_jit_compile(model, jit_compile)
         keras.utils.set_random_seed(0)

@@ -141,7 +141,7 @@ study.plot_counts(data);
 
 # %%
 # NBVAL_CHECK_OUTPUT
-probe = ft.finetune_model(len(fc.CLASSES), "InceptionV3", (75, 75, 3), weights=None)
+probe = ft.finetune_model((75, 75, 3), None, n_classes=len(fc.CLASSES), backbone="InceptionV3")
 base = ft.base_of(probe)
 layer_index = {layer.name: i for i, layer in enumerate(base.layers)}
 rows = []

@@ -101,7 +101,7 @@ def main() -> int:
             from kerasmt.models.segmentation import add_mask_decoder, compile_joint
 
             def joint():
-                base = simple_resnet_v2({"gender": 2, "age": 9}, input_shape=(32, 24, 3), blocks_per_stage=1,
+                base = simple_resnet_v2((32, 24, 3), tasks={"gender": 2, "age": 9}, blocks_per_stage=1,
                                         pool_size=2, name="mt")
                 return compile_joint(add_mask_decoder(base, n_classes=9), class_weights={"age": [1.0 + i / 8 for i in range(9)]})
             return distribute.build_in_scope(joint, strategy)
@@ -122,7 +122,7 @@ def main() -> int:
                 return compile_classifier(model, strategy=strategy)
             return distribute.build_in_scope(with_bn, strategy)
         return distribute.build_in_scope(
-            lambda: compile_classifier(classifiers.multitask_cnn({"gender": 2, "age": 9, "race": 7}, name="mt"),
+            lambda: compile_classifier(classifiers.multitask_cnn(tasks={"gender": 2, "age": 9, "race": 7}, name="mt"),
                                        strategy=strategy), strategy)
 
     resumed_epochs: list[int] = []

@@ -61,7 +61,7 @@ def test_decoder_shares_the_trunk_and_outputs_masks(model):
 def test_joint_model_trains_on_missing_labels_and_round_trips(tmp_path):
     keras.utils.set_random_seed(0)
     # a small instance of the same builders (fast to trace): 32x24 input, one block per stage
-    base = simple_resnet_v2({"gender": 2, "torso_colour": 11}, input_shape=(32, 24, 3), blocks_per_stage=1, pool_size=2)
+    base = simple_resnet_v2((32, 24, 3), tasks={"gender": 2, "torso_colour": 11}, blocks_per_stage=1, pool_size=2)
     joint = add_mask_decoder(base, n_classes=9)
     compile_joint(joint, class_weights={"torso_colour": [1.0] * 11})
     rng = np.random.default_rng(0)

@@ -18,7 +18,7 @@ REPORT_FIRST_INDEX = {1: 280, 2: 249, 3: 229, 4: 197, 5: 165, 6: 133}
 @pytest.fixture(scope="module")
 def inception():
     keras.utils.set_random_seed(0)
-    return ft.finetune_model(73, "InceptionV3", (75, 75, 3), weights=None)
+    return ft.finetune_model((75, 75, 3), None, n_classes=73, backbone="InceptionV3")
 
 
 def _base_trainable(base) -> set[str]:
@@ -117,7 +117,7 @@ def test_preprocessing_modes_and_round_trip(tmp_path):
     with pytest.raises(ValueError, match="preprocessing mode"):
         ft.FinetunePreprocess("InceptionV3", "tf")
     keras.utils.set_random_seed(1)
-    model = ft.finetune_model(5, "EfficientNetB0", (32, 32, 3), weights=None, regime="ft-1", units=16)
+    model = ft.finetune_model((32, 32, 3), None, n_classes=5, backbone="EfficientNetB0", regime="ft-1", units=16)
     images = np.random.default_rng(1).random((2, 32, 32, 3), dtype=np.float32)
     path = tmp_path / "m.keras"
     model.save(path)
@@ -126,13 +126,13 @@ def test_preprocessing_modes_and_round_trip(tmp_path):
     # a local weights file of the backbone is loaded afresh by every build
     weights = tmp_path / "base.weights.h5"
     ft.base_of(model).save_weights(weights)
-    fresh = ft.finetune_model(5, "EfficientNetB0", (32, 32, 3), weights=weights, units=16)
+    fresh = ft.finetune_model((32, 32, 3), weights, n_classes=5, backbone="EfficientNetB0", units=16)
     for a, b in zip(ft.base_of(fresh).get_weights(), ft.base_of(model).get_weights()):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="missing.weights.h5"):
-        ft.finetune_model(5, "EfficientNetB0", (32, 32, 3), weights=tmp_path / "missing.weights.h5")
+        ft.finetune_model((32, 32, 3), tmp_path / "missing.weights.h5", n_classes=5, backbone="EfficientNetB0")
     with pytest.raises(ValueError, match="too small"):
-        ft.finetune_model(5, "InceptionV3", (64, 64, 3), weights=None)
+        ft.finetune_model((64, 64, 3), None, n_classes=5, backbone="InceptionV3")
 
 
 def test_report_augmentation_and_compile():
@@ -196,22 +196,22 @@ def test_recalibrate_batchnorm_sets_moving_statistics():
 def test_simplenet_matches_the_paper():
     # Hasanpour et al. 2016, CIFAR-10 configuration (32x32x3 input, 10 classes): "5.48M parameters",
     # i.e. the 13 convolution kernels and the dense kernel, 5,484,736 weights.
-    model = simplenet(10, (32, 32, 3))
+    model = simplenet((32, 32, 3), n_classes=10)
     assert len([l for l in model.layers if isinstance(l, layers.Conv2D)]) == 13
     assert kernel_weight_count(model) == KERNEL_WEIGHTS_CIFAR10 == 5_484_736
     assert round(kernel_weight_count(model) / 1e6, 2) == PAPER_PARAMS_CIFAR10 / 1e6 == 5.48
     # plus 4,544 conv biases, 9,088 BatchNorm scales/offsets and the 10 dense biases
     assert ft.count_params(model)["trainable"] == 5_498_378
     assert model.output_shape == (None, 10)
-    assert simplenet(73, (75, 75, 3)).output_shape == (None, 73)
+    assert simplenet((75, 75, 3), n_classes=73).output_shape == (None, 73)
     with pytest.raises(ValueError, match="input_shape"):
-        simplenet(10, (8, 8, 3))
+        simplenet((8, 8, 3), n_classes=10)
 
 
 def test_scratch_models_have_their_own_top():
-    net = ft.scratch_model("SimpleNet", 12, (32, 32, 3))
+    net = ft.scratch_model((32, 32, 3), architecture="SimpleNet", n_classes=12)
     assert net.output_shape == (None, 12) and net.name == "scratch_simplenet"
-    res = ft.scratch_model("ResNet50", 12, (32, 32, 3))
+    res = ft.scratch_model((32, 32, 3), architecture="ResNet50", n_classes=12)
     assert res.output_shape == (None, 12) and res.get_layer("preprocess").mode == "backbone"
     with pytest.raises(ValueError, match="architecture"):
-        ft.scratch_model("VGG16", 12, (32, 32, 3))
+        ft.scratch_model((32, 32, 3), architecture="VGG16", n_classes=12)

@@ -151,10 +151,10 @@ def test_fit_refuses_a_model_built_outside_the_strategy_scope(tmp_path):
     from kerasmt.training import compile_classifier, fit
 
     strategy = distribute.get_strategy("one_device", devices=["/cpu:0"])
-    model = classifiers.dense_net(2, name="outside")
+    model = classifiers.dense_net(n_classes=2, name="outside")
     with pytest.raises(ValueError, match="not built in the scope of the 'one_device' strategy.*build_in_scope"):
         compile_classifier(model, strategy=strategy)
-    inside = distribute.build_in_scope(lambda: compile_classifier(classifiers.dense_net(2, name="inside"),
+    inside = distribute.build_in_scope(lambda: compile_classifier(classifiers.dense_net(n_classes=2, name="inside"),
                                                                   strategy=strategy), strategy)
     x = np.random.default_rng(0).random((16, 32, 32, 1)).astype("float32")
     y = (x.mean(axis=(1, 2, 3)) > 0.5).astype("int32")
@@ -162,7 +162,7 @@ def test_fit_refuses_a_model_built_outside_the_strategy_scope(tmp_path):
     result = fit(inside, ds, ds, epochs=1, run_dir=tmp_path, verbose=0, strategy=strategy)
     assert list(result.history.index) == [1] and result.checkpoint.exists()
     with pytest.raises(ValueError, match="not built in the scope"):
-        fit(compile_classifier(classifiers.dense_net(2, name="outside2")), ds, ds, epochs=1, run_dir=tmp_path,
+        fit(compile_classifier(classifiers.dense_net(n_classes=2, name="outside2")), ds, ds, epochs=1, run_dir=tmp_path,
             verbose=0, strategy=strategy)
 
 

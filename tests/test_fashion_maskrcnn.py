@@ -77,7 +77,7 @@ def test_a_refinenet_checkpoint_initialises_the_light_backbone_by_name(tmp_path)
     rn = refinenet(11, (SIZE, SIZE, 3), encoder="light", weights=None, features=8)
     path = tmp_path / "refinenet_light.keras"
     rn.save(path)
-    model = mr.build_maskrcnn(mr.MaskRCNNConfig(backbone="light", image_size=SIZE))
+    model = mr.build_maskrcnn(config=mr.MaskRCNNConfig(backbone="light", image_size=SIZE))
     report = mr.load_weights_by_name(model, path, name_map=study.init_name_map)
     backbone = [layer.name for layer in model.backbone.layers if layer.weights]
     assert sorted(report["loaded"]) == sorted(backbone)

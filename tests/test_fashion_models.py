@@ -26,7 +26,7 @@ def _toy_segmentation(n: int = 16, size: int = 32, seed: int = 0):
 
 
 def test_refinenet_output_shape_and_softmax():
-    model = refinenet(5, (None, None, 3), encoder="light", weights=None, features=8, light_widths=(8, 8, 16, 16))
+    model = refinenet((None, None, 3), None, n_classes=5, encoder="light", features=8, light_widths=(8, 8, 16, 16))
     for size in (64, 96):
         out = model.predict(np.zeros((2, size, size, 3), "float32"), verbose=0)
         assert out.shape == (2, size, size, 6)  # background + 5 classes, at the input size
@@ -35,13 +35,13 @@ def test_refinenet_output_shape_and_softmax():
     for part in ("rb_4_crp_pool4", "rb_1_mrf_sum", "rb_3_rcu_l1_sum", "rf_rcu_o2_sum", "rf_pred"):
         assert part in names
     with pytest.raises(ValueError, match="multiples of 32"):
-        refinenet(5, (100, 100, 3), encoder="light", weights=None)
+        refinenet((100, 100, 3), None, n_classes=5, encoder="light")
     with pytest.raises(ValueError, match="ImageNet"):
-        refinenet(5, (64, 64, 3), encoder="light", weights="imagenet")
+        refinenet((64, 64, 3), "imagenet", n_classes=5, encoder="light")
 
 
 def test_refinenet_on_a_keras_applications_resnet():
-    model = refinenet(11, (64, 64, 3), encoder="ResNet50", weights=None, features=(32, 16, 16, 16))
+    model = refinenet((64, 64, 3), None, n_classes=11, encoder="ResNet50", features=(32, 16, 16, 16))
     assert model.output_shape == (None, 64, 64, 12)
     assert model.get_layer("normalize").bgr  # keras.applications ResNets take BGR caffe input
     encoder = [layer for layer in model.layers if isinstance(layer, keras.Model)][0]
@@ -51,7 +51,7 @@ def test_refinenet_on_a_keras_applications_resnet():
 def test_short_training_lowers_the_loss_and_beats_all_background():
     keras.utils.set_random_seed(0)
     x, y = _toy_segmentation(24)
-    model = refinenet(3, (None, None, 3), encoder="light", weights=None, features=8, light_widths=(8, 8, 16, 16))
+    model = refinenet((None, None, 3), None, n_classes=3, encoder="light", features=8, light_widths=(8, 8, 16, 16))
     weights = class_weights_from_maps(y, 4)
     model.compile(keras.optimizers.Adam(5e-3), PixelCrossentropyDice(class_weights=weights), jit_compile=False)
     history = model.fit(x, y, batch_size=8, epochs=12, verbose=0).history["loss"]
@@ -63,7 +63,7 @@ def test_short_training_lowers_the_loss_and_beats_all_background():
 
 @pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")
 def test_keras_round_trip_with_custom_loss_and_layer(tmp_path):
-    model = refinenet(2, (None, None, 3), encoder="light", weights=None, features=8, light_widths=(8, 8, 8, 8))
+    model = refinenet((None, None, 3), None, n_classes=2, encoder="light", features=8, light_widths=(8, 8, 8, 8))
     model.compile(keras.optimizers.Adam(1e-3), PixelCrossentropyDice(class_weights=[0.1, 1.0, 2.0], dice_weight=0.5))
     x, _ = _toy_segmentation(4)
     path = tmp_path / "rn.keras"
@@ -172,7 +172,7 @@ def test_multilabel_classifier_learns_a_toy_task():
     keras.utils.set_random_seed(0)
     x, y = _toy_segmentation(32)
     labels = np.stack([np.isin(np.arange(1, 4), np.unique(m)).astype("float32") for m in y])
-    model = multilabel_classifier(3, (32, 32, 3), backbone="light", weights=None, dropout=0.0)
+    model = multilabel_classifier((32, 32, 3), None, n_classes=3, backbone="light", dropout=0.0)
     assert model.output_shape == (None, 3)
     compile_multilabel(model, 5e-3)
     history = model.fit(x, labels, batch_size=8, epochs=15, verbose=0).history["loss"]

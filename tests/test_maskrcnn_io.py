@@ -65,14 +65,14 @@ def write_matterport_h5(model: mr.MaskRCNN, path, rename=lambda n: n, drop: tupl
 
 def test_a_matterport_layout_h5_loads_the_nested_rpn_and_reports_every_layer(tmp_path, capsys):
     keras.utils.set_random_seed(1)
-    coco = mr.build_maskrcnn(tiny_config(num_classes=81, class_names=(), preprocessing="matterport"))
+    coco = mr.build_maskrcnn(config=tiny_config(num_classes=81, class_names=(), preprocessing="matterport"))
     path = tmp_path / "mask_rcnn_coco.h5"
     top = write_matterport_h5(coco, path)
     with h5py.File(path, "r") as f:  # the layout as Keras 2 wrote it
         assert "rpn_model" in [n.decode() for n in f.attrs["layer_names"]]
         assert f["rpn_model"].attrs["weight_names"][0] == b"rpn_conv_shared/kernel:0"
         assert "rpn_conv_shared" not in f
-    model = mr.build_maskrcnn(tiny_config(preprocessing="matterport"))
+    model = mr.build_maskrcnn(config=tiny_config(preprocessing="matterport"))
     report = mr.load_coco_weights(model, path)
     print(mr.format_load_report(report))
     rows, summary = mr.load_report_table(report)
@@ -94,16 +94,16 @@ def test_a_matterport_layout_h5_loads_the_nested_rpn_and_reports_every_layer(tmp
     no_rpn = tmp_path / "no_rpn.h5"
     write_matterport_h5(coco, no_rpn, drop=("rpn_model",))
     with pytest.raises(ValueError, match="rpn_conv_shared"):
-        mr.load_coco_weights(mr.build_maskrcnn(tiny_config(preprocessing="matterport")), no_rpn)
+        mr.load_coco_weights(mr.build_maskrcnn(config=tiny_config(preprocessing="matterport")), no_rpn)
     no_fpn = tmp_path / "no_fpn.h5"
     write_matterport_h5(coco, no_fpn, drop=("fpn_c3p3",))
     with pytest.raises(ValueError, match="fpn_c3p3"):
-        mr.load_coco_weights(mr.build_maskrcnn(tiny_config(preprocessing="matterport")), no_fpn)
+        mr.load_coco_weights(mr.build_maskrcnn(config=tiny_config(preprocessing="matterport")), no_fpn)
     assert mr.weights_origin(path) == "matterport"
 
 
 def test_coco_weights_need_matterport_preprocessing():
-    model = mr.build_maskrcnn(tiny_config())  # the light backbone: "auto" -> RGB minus the mean
+    model = mr.build_maskrcnn(config=tiny_config())  # the light backbone: "auto" -> RGB minus the mean
     with pytest.raises(ValueError, match="preprocessing='matterport'"):
         mr.load_coco_weights(model, "unused.h5")
 
@@ -127,7 +127,7 @@ def test_matterport_resnet101_names_cover_the_keras_resnet101():
 # ------------------------------------------------------------------ preprocessing by origin
 @pytest.mark.parametrize("origin, bgr", [("matterport", False), ("caffe", True), ("rgb", False), ("auto", False)])
 def test_preprocessing_follows_the_weights_origin(origin, bgr):
-    model = mr.build_maskrcnn(tiny_config(preprocessing=origin))
+    model = mr.build_maskrcnn(config=tiny_config(preprocessing=origin))
     assert model.normalize.bgr is bgr
     pixel = np.array([[[[200.0, 100.0, 50.0]]]], np.float32)
     out = keras.ops.convert_to_numpy(model.normalize(pixel))[0, 0, 0]
@@ -188,7 +188,7 @@ def test_limit_per_class_keeps_the_two_best_of_each_class():
 @pytest.fixture(scope="module")
 def forced(tmp_path_factory):
     keras.utils.set_random_seed(0)
-    model = mr.build_maskrcnn(tiny_config(detection_min_confidence=0.7))
+    model = mr.build_maskrcnn(config=tiny_config(detection_min_confidence=0.7))
     force_detections(model)
     path = tmp_path_factory.mktemp("m") / "mask_rcnn.keras"
     model.inference_model.save(path)

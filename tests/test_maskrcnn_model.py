@@ -82,7 +82,7 @@ def test_overfitting_one_tiny_batch_lowers_the_total_loss_by_a_large_factor(data
     keras.utils.set_random_seed(0)
     images, masks, labels = data
     cfg = tiny_config()
-    model = mr.build_maskrcnn(cfg)
+    model = mr.build_maskrcnn(config=cfg)
     batch = next(iter(mr.make_dataset(images[:2], masks[:2], labels[:2], cfg, batch_size=2, shuffle=False)))
 
     def total():
@@ -103,7 +103,7 @@ def test_two_stages_train_heads_then_all_layers(data):
     keras.utils.set_random_seed(1)
     images, masks, labels = data
     cfg = tiny_config()
-    model = mr.build_maskrcnn(cfg)
+    model = mr.build_maskrcnn(config=cfg)
     snapshot = lambda: [w.numpy().copy() for w in model.backbone.trainable_weights]  # noqa: E731
     head = lambda: model.feature_model.get_layer("fpn_p2").kernel.numpy().copy()  # noqa: E731
     dataset = lambda aug: mr.make_dataset(images, masks, labels, cfg, 2, augment=aug)  # noqa: E731
@@ -124,7 +124,7 @@ def test_inference_output_format_and_keras_round_trip(data, tmp_path):
     keras.utils.set_random_seed(2)
     images, _, _ = data
     cfg = tiny_config(detection_min_confidence=0.0)
-    model = mr.build_maskrcnn(cfg)
+    model = mr.build_maskrcnn(config=cfg)
     out = model.inference_model(images[:2].astype(np.float32))
     det, masks = out["detections"].numpy(), out["masks"].numpy()
     assert det.shape == (2, 5, 6) and masks.shape == (2, 5, 14, 14)
@@ -153,18 +153,18 @@ def test_inference_output_format_and_keras_round_trip(data, tmp_path):
 
 def test_resnet_backbones_build_without_downloads():
     cfg = tiny_config(backbone="resnet50", train_bn=False)
-    model = mr.build_maskrcnn(cfg, backbone_weights=None)
+    model = mr.build_maskrcnn(config=cfg, backbone_weights=None)
     out = model.inference_model(np.zeros((1, SIZE, SIZE, 3), np.float32))
     assert out["detections"].shape == (1, 5, 6)
     assert model.backbone.get_layer("conv4_block6_3_conv") is not None
     with pytest.raises(ValueError, match="no ImageNet weights"):
-        mr.build_maskrcnn(tiny_config(), backbone_weights="imagenet")
+        mr.build_maskrcnn(config=tiny_config(), backbone_weights="imagenet")
 
 
 def test_load_weights_by_name_from_keras3_keras2_and_keras_files(tmp_path):
     keras.utils.set_random_seed(3)
-    a = mr.build_maskrcnn(tiny_config())
-    b = mr.build_maskrcnn(tiny_config(num_classes=6))
+    a = mr.build_maskrcnn(config=tiny_config())
+    b = mr.build_maskrcnn(config=tiny_config(num_classes=6))
     path = tmp_path / "a.weights.h5"
     a.inference_model.save_weights(path)
     with pytest.raises(ValueError, match="template"):
@@ -181,7 +181,7 @@ def test_load_weights_by_name_from_keras3_keras2_and_keras_files(tmp_path):
     assert set(mr.load_weights_by_name(b, keras_file)["shape_mismatch"]) == set(CLASS_SPECIFIC)
     with pytest.raises(ValueError, match="mrcnn_class_logits"):
         mr.load_weights_by_name(b, keras_file, skip_mismatch=False)
-    c = mr.build_maskrcnn(tiny_config())
+    c = mr.build_maskrcnn(config=tiny_config())
     assert len(mr.load_weights_by_name(c, keras_file)["loaded"]) == len(report["loaded"]) + 3
     np.testing.assert_allclose(c.inference_model(np.zeros((1, SIZE, SIZE, 3), np.float32))["detections"].numpy(),
                                a.inference_model(np.zeros((1, SIZE, SIZE, 3), np.float32))["detections"].numpy(),

@@ -31,7 +31,7 @@ def tiny_data(n: int = 4, seed: int = 0):
 
 
 def test_weight_decay_is_matterports_l2_loss_without_batchnorm_gamma_beta():
-    model = mr.build_maskrcnn(tiny_config(weight_decay=0.5))
+    model = mr.build_maskrcnn(config=tiny_config(weight_decay=0.5))
     expected = 0.0
     for v in model.trainable_variables:
         if v.path.endswith(("gamma", "beta")):
@@ -54,7 +54,7 @@ def test_best_epoch_on_validation_loss_is_restored_and_steps_per_epoch_counts_ba
     keras.utils.set_random_seed(0)
     images, masks, labels = tiny_data()
     cfg = tiny_config()
-    model = mr.build_maskrcnn(cfg)
+    model = mr.build_maskrcnn(config=cfg)
     seen: list = []
 
     class Snapshot(keras.callbacks.Callback):

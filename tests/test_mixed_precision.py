@@ -14,7 +14,7 @@ from kerasmt.utils import set_seed
 def _classifiers():
     from kerasmt.models import classifiers
 
-    model = classifiers.multitask_cnn({"gender": 2, "race": 3}, input_shape=(16, 16, 1), filters=(4, 8),
+    model = classifiers.multitask_cnn((16, 16, 1), tasks={"gender": 2, "race": 3}, filters=(4, 8),
                                       head_units=(8,))
     training.compile_classifier(model)
     return model, (16, 16, 1), {"gender": 2, "race": 3}
@@ -31,7 +31,7 @@ def _vgg():
 def _resnet():
     from kerasmt.models.resnet import simple_resnet_v2
 
-    model = simple_resnet_v2({"a": 3}, (16, 16, 3), stem_filters=4, filters=(4,), out_filters=(8,),
+    model = simple_resnet_v2((16, 16, 3), tasks={"a": 3}, stem_filters=4, filters=(4,), out_filters=(8,),
                              blocks_per_stage=1, pool_size=2, head_units=(8,))
     training.compile_classifier(model)
     return model, (16, 16, 3), {"a": 3}
@@ -40,7 +40,7 @@ def _resnet():
 def _finetune():
     from kerasmt.models import finetune as ft
 
-    model = ft.finetune_model(3, "EfficientNetB0", (32, 32, 3), weights=None, regime="ft-1", units=8)
+    model = ft.finetune_model((32, 32, 3), None, n_classes=3, backbone="EfficientNetB0", regime="ft-1", units=8)
     ft.compile_report(model)
     return model, (32, 32, 3), {"predictions": 3}
 
@@ -48,7 +48,7 @@ def _finetune():
 def _multilabel():
     from kerasmt.models.multilabel import compile_multilabel, multilabel_classifier
 
-    model = multilabel_classifier(3, (32, 32, 3), backbone="light", weights=None)
+    model = multilabel_classifier((32, 32, 3), None, n_classes=3, backbone="light")
     compile_multilabel(model)
     return model, (32, 32, 3), {"labels": "multi"}
 
@@ -57,7 +57,7 @@ def _refinenet():
     from kerasmt.losses_segmentation import PixelCrossentropyDice
     from kerasmt.models.refinenet import refinenet
 
-    model = refinenet(2, (32, 32, 3), encoder="light", weights=None, features=8, crp_stages=1)
+    model = refinenet((32, 32, 3), None, n_classes=2, encoder="light", features=8, crp_stages=1)
     model.compile(keras.optimizers.Adam(1e-3), loss=PixelCrossentropyDice())
     return model, (32, 32, 3), {"mask": "pixels"}
 

@@ -24,14 +24,14 @@ def test_single_task_parameter_counts_match_the_report(builder, n, expected):
 
 
 def test_own_cnn_non_trainable_params_are_the_reports():
-    model = classifiers.own_cnn(2)
+    model = classifiers.own_cnn(n_classes=2)
     assert sum(int(np.prod(w.shape)) for w in model.non_trainable_weights) == 448
 
 
 def test_multitask_parameter_counts_and_outputs():
-    model = classifiers.multitask_cnn({"gender": 2, "age": 9})
+    model = classifiers.multitask_cnn(tasks={"gender": 2, "age": 9})
     assert model.count_params() == 106_315
-    full = classifiers.multitask_cnn({"gender": 2, "age": 9, "race": 7})
+    full = classifiers.multitask_cnn(tasks={"gender": 2, "age": 9, "race": 7})
     assert full.count_params() == 106_315 + 32_896 + 8_256 + 455
     out = full(np.zeros((3, 32, 32, 1), "float32"))
     assert {k: tuple(v.shape) for k, v in out.items()} == {"gender": (3, 2), "age": (3, 9), "race": (3, 7)}
@@ -56,7 +56,7 @@ def test_multitask_learns_with_missing_labels_and_round_trips(tmp_path):
     x[y["gender"] == 1] += 0.5  # make gender easy
     y["age"][:] = -1  # a task with no labels at all must not break training
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
-    model = compile_classifier(classifiers.multitask_cnn({"gender": 2, "age": 9, "race": 7}))
+    model = compile_classifier(classifiers.multitask_cnn(tasks={"gender": 2, "age": 9, "race": 7}))
     result = fit(model, ds, ds, epochs=4, run_dir=tmp_path, verbose=0)
     history = result.history
     assert list(history.index) == [1, 2, 3, 4]
@@ -77,7 +77,7 @@ def test_interrupted_fit_resumes_at_the_next_epoch(tmp_path):
 
     def fresh():
         kerasmt.set_seed(0)
-        return compile_classifier(classifiers.small_cnn(2, task="gender", name="resume_me"))
+        return compile_classifier(classifiers.small_cnn(n_classes=2, task="gender", name="resume_me"))
 
     with pytest.raises(KeyboardInterrupt):
         fit(fresh(), ds, ds, epochs=5, run_dir=tmp_path, callbacks=[_StopAfter(2)], verbose=0)
@@ -97,7 +97,7 @@ def test_early_stopping_restores_the_best_checkpoint(tmp_path):
     kerasmt.set_seed(0)
     x, y = _toy(seed=2)
     ds = tf.data.Dataset.from_tensor_slices((x, y["race"])).batch(32)  # unlearnable: val loss rises
-    model = compile_classifier(classifiers.dense_net(7, name="es"), learning_rate=1e-2)
+    model = compile_classifier(classifiers.dense_net(n_classes=7, name="es"), learning_rate=1e-2)
     result = fit(model, ds, ds, epochs=30, run_dir=tmp_path, early_stopping=2, verbose=0)
     assert len(result.history) < 30
     best = result.history["val_loss"].min()

@@ -58,16 +58,16 @@ def saved(tmp_path_factory) -> dict[str, Path]:
     keras.utils.set_random_seed(0)
     out = tmp_path_factory.mktemp("run")
     paths = {}
-    ff_model = multitask_cnn({t: ff.N_CLASSES[t] for t in ff.TASKS}, filters=(4, 4, 4), head_units=(8,))
+    ff_model = multitask_cnn(tasks={t: ff.N_CLASSES[t] for t in ff.TASKS}, filters=(4, 4, 4), head_units=(8,))
     paths["fairface"] = fairface.save_predictor(ff_model, list(ff.TASKS), out)
     utk_model = model_a((32, 32, 3), n_blocks=2, n_dense=1, units=8, base_filters=4, age_bias=30.0)
     paths["utkface"] = utkface.save_predictor(utk_model, out, "model_a")
-    attr = simple_resnet_v2({t: pa.N_CLASSES[t] for t in pa.TASKS}, input_shape=(40, 24, 3), blocks_per_stage=1)
+    attr = simple_resnet_v2((40, 24, 3), tasks={t: pa.N_CLASSES[t] for t in pa.TASKS}, blocks_per_stage=1)
     attr = add_mask_decoder(attr, n_classes=len(pa.MASK_CLASSES), filters=(4, 4, 4))
     paths["attribute_mtl"] = attribute_mtl.save_predictor(attr, SimpleNamespace(mask_classes=pa.MASK_CLASSES), out,
                                                           "mtl_seg")
     names = [f"class_{i}" for i in range(7)]
-    beauty_model = simplenet(7, input_shape=(32, 32, 3))
+    beauty_model = simplenet((32, 32, 3), n_classes=7)
     paths["beauty"] = beauty.save_predictor(beauty_model, SimpleNamespace(class_names=names),
                                             out / "models" / "tl.keras")
     return paths
@@ -194,7 +194,7 @@ def test_mask_rcnn_models_go_through_maskrcnn_detect(tmp_path):
         mask_pool_size=7, mask_shape=(14, 14), mini_mask_shape=(28, 28), max_gt_instances=4,
         detection_max_instances=3, images_per_gpu=1, detection_min_confidence=0.0)
     keras.utils.set_random_seed(0)
-    model = maskrcnn.build_maskrcnn(cfg).inference_model
+    model = maskrcnn.build_maskrcnn(config=cfg).inference_model
     photo = np.random.default_rng(0).integers(0, 255, (50, 90, 3), dtype=np.uint8)
     Image.fromarray(photo).save(tmp_path / "street.png")
     if not hasattr(maskrcnn, "detect"):

@@ -63,14 +63,14 @@ def _tiny_models() -> dict[str, keras.Model]:
         post_nms_rois_inference=8, train_rois_per_image=8, fpn_classif_fc_layers_size=8, mask_head_channels=8,
         mask_pool_size=7, mask_shape=(14, 14), mini_mask_shape=(28, 28), max_gt_instances=4,
         detection_max_instances=3, images_per_gpu=1)
-    resnet = M.simple_resnet_v2(attr, input_shape=(32, 16, 3), blocks_per_stage=1)
+    resnet = M.simple_resnet_v2((32, 16, 3), tasks=attr, blocks_per_stage=1)
     vae = M.build_vae(seed=0)
     vae.compile(optimizer="adam")
     built = {
-        "dense_net": compile_classifier(M.dense_net(2, units=(8, 8, 8), task="gender")),
-        "small_cnn": compile_classifier(M.small_cnn(7, filters=4, dense_units=8, task="race")),
-        "own_cnn": compile_classifier(M.own_cnn(9, filters=(4, 4, 4), dense_units=(8, 8), task="age")),
-        "multitask_cnn": compile_classifier(M.multitask_cnn(fair, filters=(4, 4, 4), head_units=(8,))),
+        "dense_net": compile_classifier(M.dense_net(n_classes=2, units=(8, 8, 8), task="gender")),
+        "small_cnn": compile_classifier(M.small_cnn(n_classes=7, filters=4, dense_units=8, task="race")),
+        "own_cnn": compile_classifier(M.own_cnn(n_classes=9, filters=(4, 4, 4), dense_units=(8, 8), task="age")),
+        "multitask_cnn": compile_classifier(M.multitask_cnn(tasks=fair, filters=(4, 4, 4), head_units=(8,))),
         "vae": vae,
         "vae_encoder": M.build_encoder(filters=(4, 4, 4), dense_units=8),
         "vae_decoder": M.build_decoder(),
@@ -79,17 +79,17 @@ def _tiny_models() -> dict[str, keras.Model]:
         "model_a": vgg.compile_age_gender(M.model_a((32, 32, 3), n_blocks=2, n_dense=1, units=8, base_filters=4)),
         "model_a_cross_stitch": vgg.compile_age_gender(
             M.model_a_cross_stitch((32, 32, 3), n_blocks=2, n_dense=1, units=8, base_filters=4)),
-        "transfer_model": vgg.compile_age_gender(M.transfer_model("MobileNetV2", (32, 32, 3), weights=None, units=8)),
+        "transfer_model": vgg.compile_age_gender(M.transfer_model((32, 32, 3), None, backbone="MobileNetV2", units=8)),
         "finetune_model": finetune.compile_report(
-            M.finetune_model(5, "MobileNetV2", (32, 32, 3), weights=None, units=8)),
-        "scratch_model": finetune.compile_report(M.scratch_model("SimpleNet", 5, (32, 32, 3))),
-        "simplenet": finetune.compile_report(M.simplenet(5, input_shape=(32, 32, 3))),
+            M.finetune_model((32, 32, 3), None, n_classes=5, backbone="MobileNetV2", units=8)),
+        "scratch_model": finetune.compile_report(M.scratch_model((32, 32, 3), architecture="SimpleNet", n_classes=5)),
+        "simplenet": finetune.compile_report(M.simplenet((32, 32, 3), n_classes=5)),
         "light_resnet": M.light_resnet(small, widths=(4, 4, 4, 4)),
-        "refinenet": M.refinenet(3, (32, 32, 3), encoder="light", weights=None, features=8, light_widths=(4, 4, 4, 4)),
+        "refinenet": M.refinenet((32, 32, 3), None, n_classes=3, encoder="light", features=8, light_widths=(4, 4, 4, 4)),
         "multilabel_classifier": M.compile_multilabel(
-            M.multilabel_classifier(4, (32, 32, 3), backbone="light", weights=None)),
-        "mask_rcnn_inference": maskrcnn.build_maskrcnn(mrcnn_cfg).inference_model,
-        "raw_image_model": raw_image_model(M.multitask_cnn(fair, filters=(4, 4, 4), head_units=(8,)),
+            M.multilabel_classifier((32, 32, 3), None, n_classes=4, backbone="light")),
+        "mask_rcnn_inference": maskrcnn.build_maskrcnn(config=mrcnn_cfg).inference_model,
+        "raw_image_model": raw_image_model(M.multitask_cnn(tasks=fair, filters=(4, 4, 4), head_units=(8,)),
                                            [task_spec("gender", "classes", ["m", "f"])], study="test"),
     }
     return built

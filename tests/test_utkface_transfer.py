@@ -27,7 +27,7 @@ def test_the_report_compared_six_backbones():
 def test_transfer_model_builds_each_backbone_offline(name):
     size, features, module = BACKBONES[name]
     keras.backend.clear_session()
-    model = transfer.transfer_model(name, (size, size, 3), weights=None, units=16)
+    model = transfer.transfer_model((size, size, 3), None, backbone=name, units=16)
     assert model.output_names == ["age", "gender"] or set(model.output_names) == {"age", "gender"}
     base = transfer.base_of(model)
     assert not base.trainable  # frozen
@@ -62,13 +62,13 @@ def test_preprocessing_ranges_differ_between_families():
 
 def test_transfer_model_argument_errors(tmp_path):
     with pytest.raises(ValueError, match="not a keras.applications model"):
-        transfer.transfer_model("ResNet9000", weights=None)
+        transfer.transfer_model(weights=None, backbone="ResNet9000")
     with pytest.raises(ValueError, match="at least 71x71"):
-        transfer.transfer_model("Xception", (64, 64, 3), weights=None)
+        transfer.transfer_model((64, 64, 3), backbone="Xception", weights=None)
     with pytest.raises(ValueError, match="weights: file"):
-        transfer.transfer_model("VGG16", (32, 32, 3), weights=str(tmp_path / "missing.weights.h5"))
+        transfer.transfer_model((32, 32, 3), backbone="VGG16", weights=str(tmp_path / "missing.weights.h5"))
     with pytest.raises(ValueError, match="head: unknown layer kind"):
-        transfer.transfer_model("VGG16", (32, 32, 3), weights=None, head=("dense", "pool"))
+        transfer.transfer_model((32, 32, 3), backbone="VGG16", weights=None, head=("dense", "pool"))
 
 
 def test_local_weights_file_is_loaded(tmp_path):
@@ -76,7 +76,7 @@ def test_local_weights_file_is_loaded(tmp_path):
     base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg")
     path = tmp_path / "vgg16_notop.weights.h5"
     base.save_weights(path)
-    model = transfer.transfer_model("VGG16", (32, 32, 3), weights=str(path))
+    model = transfer.transfer_model((32, 32, 3), backbone="VGG16", weights=str(path))
     for a, b in zip(transfer.base_of(model).get_weights(), base.get_weights()):
         np.testing.assert_array_equal(a, b)
 
@@ -84,7 +84,7 @@ def test_local_weights_file_is_loaded(tmp_path):
 @pytest.fixture(scope="module")
 def vgg():
     keras.utils.set_random_seed(0)
-    return transfer.transfer_model("VGG16", (32, 32, 3), weights=None, units=8,
+    return transfer.transfer_model((32, 32, 3), backbone="VGG16", weights=None, units=8,
                                    head=transfer.HEAD_ORDERS["dense-dropout-bn-dropout"], age_bias=30.0)
 
 
@@ -114,7 +114,7 @@ def test_unfreeze_last_counts_weighted_layers_and_skips_batchnorm(vgg):
     assert transfer.unfreeze_last(vgg, 0) == []
     assert transfer.count_params(vgg)["trainable"] == frozen
     keras.backend.clear_session()
-    eff = transfer.transfer_model("EfficientNetB4", (32, 32, 3), weights=None, units=4)
+    eff = transfer.transfer_model((32, 32, 3), backbone="EfficientNetB4", weights=None, units=4)
     names = transfer.unfreeze_last(eff, 3)
     assert len(names) == 3 and not any("bn" in n for n in names)
     assert all(not layer.trainable for layer in transfer.base_of(eff).layers

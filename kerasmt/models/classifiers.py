@@ -10,29 +10,34 @@ network           gender (2)   age (9)
 ``own_cnn``       651,266      652,169
 ================  ===========  ===========
 
-``multitask_cnn({"gender": 2, "age": 9})`` has 106,315 parameters (the report's task 4);
+``multitask_cnn(tasks={"gender": 2, "age": 9})`` has 106,315 parameters (the report's task 4);
 with race added (announced but never trained in the report) it has 147,922.
 """
 from __future__ import annotations
 
+import os
 from typing import Mapping, Sequence
 
 import keras
 from keras import layers
 
+from kerasmt.models._common import model_builder
 from kerasmt.models.backbones import conv_pool_trunk, dense_trunk
 from kerasmt.models.heads import dense_head, multitask_heads
 
 FAIRFACE_INPUT = (32, 32, 1)
 
 
+@model_builder()
 def dense_net(
-    n_classes: int,
     input_shape: Sequence[int] = FAIRFACE_INPUT,
+    weights: str | os.PathLike | None = None,
+    name: str = "dense_net",
+    *,
+    n_classes: int,
     units: Sequence[int] = (1024, 512, 100),
     activations: Sequence[str] = ("tanh", "sigmoid", "relu"),
     task: str = "output",
-    name: str = "dense_net",
 ) -> keras.Model:
     """Task 1: fully connected net, 1024 tanh -> 512 sigmoid -> 100 relu -> n softmax."""
     inputs = keras.Input(shape=tuple(input_shape), name="image")
@@ -41,14 +46,17 @@ def dense_net(
     return keras.Model(inputs, outputs, name=name)
 
 
+@model_builder()
 def small_cnn(
-    n_classes: int,
     input_shape: Sequence[int] = FAIRFACE_INPUT,
+    weights: str | os.PathLike | None = None,
+    name: str = "small_cnn",
+    *,
+    n_classes: int,
     filters: int = 40,
     kernel_size: int = 5,
     dense_units: int = 100,
     task: str = "output",
-    name: str = "small_cnn",
 ) -> keras.Model:
     """Task 2: Conv 40@5x5 valid relu -> MaxPool 2 -> Flatten -> Dense 100 relu -> n softmax."""
     inputs = keras.Input(shape=tuple(input_shape), name="image")
@@ -60,14 +68,17 @@ def small_cnn(
     return keras.Model(inputs, outputs, name=name)
 
 
+@model_builder()
 def own_cnn(
-    n_classes: int,
     input_shape: Sequence[int] = FAIRFACE_INPUT,
+    weights: str | os.PathLike | None = None,
+    name: str = "own_cnn",
+    *,
+    n_classes: int,
     filters: Sequence[int] = (32, 64, 128),
     dense_units: Sequence[int] = (256, 128),
     dropout: float = 0.5,
     task: str = "output",
-    name: str = "own_cnn",
 ) -> keras.Model:
     """Task 3: 3 x [Conv k@3x3 same relu -> BN -> MaxPool 2] (k = 32, 64, 128) -> Flatten ->
     Dense 256 relu -> Dropout .5 -> Dense 128 relu -> Dropout .5 -> n softmax."""
@@ -77,12 +88,15 @@ def own_cnn(
     return keras.Model(inputs, outputs, name=name)
 
 
+@model_builder()
 def multitask_cnn(
-    tasks: Mapping[str, int],
     input_shape: Sequence[int] = FAIRFACE_INPUT,
+    weights: str | os.PathLike | None = None,
+    name: str = "multitask_cnn",
+    *,
+    tasks: Mapping[str, int],
     filters: Sequence[int] = (16, 32, 64),
     head_units: Sequence[int] = (128, 64),
-    name: str = "multitask_cnn",
 ) -> keras.Model:
     """Task 4: shared Conv 16/32/64 @3x3 valid relu + MaxPool 2 trunk -> Flatten (256) -> per
     task Dense 128 relu -> Dense 64 relu -> softmax output named after the task.

@@ -58,6 +58,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from kerasmt.models._common import model_builder
 from kerasmt.utils import count_params  # noqa: F401  (part of this module's API: ft.count_params)
 
 #: smallest input side of the backbones with ``include_top=False``
@@ -261,25 +262,19 @@ class FinetunePreprocess(layers.Layer):
         return config
 
 
-def _check_weights(weights: str | os.PathLike | None) -> str | None:
-    if weights is None or weights == "imagenet":
-        return weights
-    if not os.path.isfile(weights):
-        raise ValueError(f"weights: file {weights} not found (expected 'imagenet', None or a weights file)")
-    return str(weights)
-
-
+@model_builder(imagenet=True)
 def finetune_model(
-    n_classes: int,
-    backbone: str = "InceptionV3",
     input_shape: Sequence[int] = (299, 299, 3),
     weights: str | os.PathLike | None = "imagenet",
+    name: str | None = None,
+    *,
+    n_classes: int,
+    backbone: str = "InceptionV3",
     regime: str | int = "tl",
     units: int = REPORT_HEAD_UNITS,
     dropout: float = REPORT_HEAD_DROPOUT,
     preprocessing: str = "backbone",
     train_batchnorm: bool = False,
-    name: str | None = None,
 ) -> keras.Model:
     """The report's transfer-learning network with fresh backbone weights, set to ``regime``.
 
@@ -289,8 +284,9 @@ def finetune_model(
             ResNet50/101/152(V2) or EfficientNet*.
         input_shape: ``(H, W, 3)``; the report used 299x299 (InceptionV3's minimum is 75).
         weights: ``"imagenet"`` (downloaded by Keras once), ``None`` (random) or a local weights
-            file of the backbone without top (``.weights.h5`` / ``.h5``). Every call loads them
-            afresh, so each regime starts from the same pretrained weights.
+            file of the whole model or of the backbone without top (``.weights.h5`` / ``.h5`` /
+            ``.keras``). Every call loads them afresh, so each regime starts from the same
+            pretrained weights.
         regime: ``"tl"``, ``"ft-k"`` or ``"full"`` (see :func:`unfreeze_blocks`).
         units, dropout: the head's Dense units and dropout rate (report: 512, 0.2).
         preprocessing: ``"backbone"`` (correct for ImageNet weights) or ``"rescale"`` (report).
@@ -305,7 +301,6 @@ def finetune_model(
     minimum = MIN_INPUT_SIZE.get(backbone, 32)
     if min(input_shape[:2]) < minimum:
         raise ValueError(f"input_shape {input_shape} is too small for {backbone}: at least {minimum}x{minimum}")
-    weights = _check_weights(weights)
     k = parse_regime(regime)
     inputs = keras.Input(shape=input_shape, name="image")
     x = FinetunePreprocess(backbone, preprocessing, name="preprocess")(inputs)
@@ -621,12 +616,15 @@ def _all_layers(model: keras.Model):
             yield from _all_layers(layer)
 
 
+@model_builder()
 def scratch_model(
+    input_shape: Sequence[int] = (299, 299, 3),
+    weights: str | os.PathLike | None = None,
+    name: str | None = None,
+    *,
     architecture: str,
     n_classes: int,
-    input_shape: Sequence[int] = (299, 299, 3),
     preprocessing: str = "backbone",
-    name: str | None = None,
 ) -> keras.Model:
     """A network trained from random weights (report chapter 6.1): ``"InceptionV3"`` or
     ``"ResNet50"`` (``keras.applications`` with ``weights=None, include_top=True``, their own
@@ -638,7 +636,7 @@ def scratch_model(
     if architecture == "SimpleNet":
         from kerasmt.models.simplenet import simplenet
 
-        return simplenet(n_classes, input_shape, name=label)
+        return simplenet(input_shape, name=label, n_classes=n_classes)
     if architecture not in {"InceptionV3", "ResNet50"}:
         raise ValueError(f"architecture must be 'InceptionV3', 'ResNet50' or 'SimpleNet', got {architecture!r}")
     minimum = MIN_INPUT_SIZE.get(architecture, 32)

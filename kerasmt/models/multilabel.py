@@ -19,17 +19,20 @@ import keras
 import numpy as np
 from keras import layers
 
+from kerasmt.models._common import model_builder
 from kerasmt.models.refinenet import MeanPixelNormalization, encoder_features
 
 
+@model_builder(imagenet=True)
 def multilabel_classifier(
-    n_classes: int = 11,
     input_shape: Sequence[int | None] = (512, 512, 3),
-    backbone: str = "ResNet50",
     weights: str | os.PathLike | None = "imagenet",
+    name: str = "multilabel",
+    *,
+    n_classes: int = 11,
+    backbone: str = "ResNet50",
     dropout: float = 0.2,
     trainable_backbone: bool = True,
-    name: str = "multilabel",
 ) -> keras.Model:
     """Backbone + GAP + ``Dense(n_classes, sigmoid)``; output ``"labels"`` ``(batch, n_classes)``.
 
@@ -38,7 +41,8 @@ def multilabel_classifier(
         input_shape: ``(H, W, 3)`` RGB in [0, 1], sides multiples of 32 or None (report: 512).
         backbone: ``"ResNet50"``/``"ResNet101"``/``"ResNet152"`` (keras.applications, BGR caffe
             input after the COCO mean is subtracted) or ``"light"`` (small ResNet, CPU demos).
-        weights: ``"imagenet"``, ``None`` (random; tests and offline demos) or a weights file.
+        weights: ``"imagenet"`` (the backbone's), ``None`` (random; tests and offline demos) or a
+            weights file of the whole model or of the backbone alone.
         dropout: dropout before the classifier.
         trainable_backbone: ``False`` freezes the backbone (its BatchNorm then stays in
             inference mode as well).

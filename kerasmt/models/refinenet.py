@@ -32,6 +32,7 @@ import numpy as np
 from keras import layers, ops
 
 import kerasmt.losses_segmentation  # noqa: F401  (registers the loss, so saved models load after this import)
+from kerasmt.models._common import check_weights, model_builder
 
 #: COCO mean pixel (RGB), subtracted by the report (section 4.2.4)
 MEAN_PIXEL: tuple[float, float, float] = (123.7, 116.8, 103.9)
@@ -145,8 +146,10 @@ def _light_block(x, filters: int, stride: int, name: str):
     return layers.ReLU(name=f"{name}_out")(y)
 
 
-def light_resnet(input_shape: Sequence[int | None] = (None, None, 3), widths: Sequence[int] = LIGHT_WIDTHS,
-                 blocks: Sequence[int] = (1, 1, 1, 1), name: str = "light_resnet") -> keras.Model:
+@model_builder()
+def light_resnet(input_shape: Sequence[int | None] = (None, None, 3), weights: str | os.PathLike | None = None,
+                 name: str = "light_resnet", *, widths: Sequence[int] = LIGHT_WIDTHS,
+                 blocks: Sequence[int] = (1, 1, 1, 1)) -> keras.Model:
     """A small ResNet (basic blocks) returning feature maps at 1/4, 1/8, 1/16 and 1/32 of the
     input: a CPU-friendly stand-in for ResNet-101 (no pretrained weights exist for it)."""
     inputs = keras.Input(shape=tuple(input_shape), name=f"{name}_input")
@@ -171,8 +174,7 @@ def resnet_features(encoder: str = "ResNet101", input_shape: Sequence[int | None
     outputs of stages 2..5 (1/4 .. 1/32). ``weights``: "imagenet", None or a weights file."""
     if encoder not in RESNET_ENCODERS:
         raise ValueError(f"encoder {encoder!r}: expected one of {RESNET_ENCODERS} or 'light'")
-    if weights not in (None, "imagenet") and not os.path.isfile(weights):
-        raise ValueError(f"weights: file {weights} not found (expected 'imagenet', None or a weights file)")
+    check_weights(weights, "resnet_features", imagenet=True)
     base = getattr(keras.applications, encoder)(include_top=False, weights=weights, input_shape=tuple(input_shape))
     names = [layer.name for layer in base.layers]
     outputs = []
@@ -186,14 +188,7 @@ def encoder_features(encoder: str, input_shape, weights, name: str = "encoder",
                      light_widths: Sequence[int] = LIGHT_WIDTHS) -> tuple[keras.Model, bool]:
     """(feature model, whether its input is BGR caffe-style) for ``"light"`` or a ResNet name."""
     if encoder == "light":
-        if weights not in (None, "imagenet") and not os.path.isfile(weights):
-            raise ValueError(f"weights: file {weights} not found")
-        model = light_resnet(input_shape, widths=light_widths, name=name)
-        if weights not in (None, "imagenet"):
-            model.load_weights(weights)
-        elif weights == "imagenet":
-            raise ValueError("the light encoder has no ImageNet weights; use weights=None or a weights file")
-        return model, False
+        return light_resnet(input_shape, weights, name, widths=light_widths), False
     return resnet_features(encoder, input_shape, weights), True
 
 
@@ -255,11 +250,14 @@ def refine_block(paths: Sequence, filters: int, name: str, crp_stages: int = 4, 
     return rcu(x, filters, f"{name}_rcu_o1")
 
 
+@model_builder(imagenet=True)
 def refinenet(
-    n_classes: int = 11,
     input_shape: Sequence[int | None] = (512, 512, 3),
-    encoder: str = "ResNet101",
     weights: str | os.PathLike | None = "imagenet",
+    name: str = "refinenet",
+    *,
+    n_classes: int = 11,
+    encoder: str = "ResNet101",
     features: int | Sequence[int] = (512, 256, 256, 256),
     crp_stages: int = 4,
     batch_norm: bool = True,
@@ -267,7 +265,6 @@ def refinenet(
     trainable_encoder: bool = True,
     encoder_batchnorm_training: bool | None = None,
     light_widths: Sequence[int] = LIGHT_WIDTHS,
-    name: str = "refinenet",
 ) -> keras.Model:
     """4-cascaded RefineNet with a per-pixel softmax over background + ``n_classes``.
 
@@ -278,7 +275,8 @@ def refinenet(
             RGB floats in [0, 1]. Report: 512 (its RefineNet runs: 384).
         encoder: ``"ResNet101"`` (report), ``"ResNet50"``, ``"ResNet152"`` (keras.applications) or
             ``"light"`` (:func:`light_resnet`, for CPU demos; no pretrained weights).
-        weights: encoder weights, ``"imagenet"`` (downloaded by Keras), ``None`` or a file.
+        weights: ``"imagenet"`` (the encoder's, downloaded by Keras), ``None`` or a weights file of
+            the whole model or of the encoder alone.
         features: channels of the RefineNet-4..1 blocks (one int for all); report 512, 256, 256, 256.
         crp_stages: pooling stages of chained residual pooling (report's implementation: 4).
         batch_norm: BN after the fusion and pooling convolutions (report's implementation).

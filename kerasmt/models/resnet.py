@@ -22,10 +22,13 @@ report's appendix lists them. Pair the logits with
 """
 from __future__ import annotations
 
+import os
 from typing import Mapping, Sequence
 
 import keras
 from keras import layers
+
+from kerasmt.models._common import model_builder
 
 #: The report's tasks and class counts (gender, clothing types and luggage binary; 11 colours).
 REPORT_TASKS: dict[str, int] = {
@@ -122,9 +125,13 @@ def report_heads(
     return outputs
 
 
+@model_builder()
 def simple_resnet_v2(
-    tasks: Mapping[str, int] | None = None,
     input_shape: Sequence[int] = REPORT_INPUT,
+    weights: str | os.PathLike | None = None,
+    name: str = "simple_resnet_v2",
+    *,
+    tasks: Mapping[str, int] | None = None,
     stem_filters: int = 8,
     filters: Sequence[int] = (8, 16, 32),
     out_filters: Sequence[int] = (32, 32, 64),
@@ -133,7 +140,6 @@ def simple_resnet_v2(
     head_units: Sequence[int] = (64, 32, 16),
     weight_decay: float = 1e-4,
     bn_momentum: float = 0.99,
-    name: str = "simple_resnet_v2",
 ) -> keras.Model:
     """The report's multi-task ResNet v2 (518,190 parameters with the defaults).
 

@@ -82,8 +82,8 @@ def add_mask_decoder(
     output_name: str = MASK_OUTPUT,
     name: str | None = None,
 ) -> keras.Model:
-    """A model with ``model``'s outputs plus a segmentation output ``output_name`` (logits at the
-    input's height x width) decoded from the layer ``feature_layer``; the trunk and heads are
+    """A model transformer (not a builder: it takes a built model): ``model``'s outputs plus a
+    segmentation output ``output_name`` (logits at the input's height x width) decoded from the layer ``feature_layer``; the trunk and heads are
     shared (same layers, same weights). ``skip_layers`` names trunk layers to concatenate on the
     way up (none by default: the decoder sees only the latent map, as the report planned)."""
     if output_name in model.output_names:

@@ -18,10 +18,13 @@ trainable (5,507,466 with the BatchNorm moving statistics). The Beauty report tr
 """
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 import keras
 from keras import layers
+
+from kerasmt.models._common import model_builder
 
 #: (filters, kernel size) of the 13 convolutions, "pool" = 2x2 max pooling (stride 2)
 SIMPLENET_CONFIG: tuple = (
@@ -36,12 +39,15 @@ PAPER_PARAMS_CIFAR10 = 5.48e6
 KERNEL_WEIGHTS_CIFAR10 = 5_484_736
 
 
+@model_builder()
 def simplenet(
-    n_classes: int = 10,
     input_shape: Sequence[int] = (32, 32, 3),
+    weights: str | os.PathLike | None = None,
+    name: str = "simplenet",
+    *,
+    n_classes: int = 10,
     dropout: float = 0.0,
     bn_momentum: float = 0.95,
-    name: str = "simplenet",
 ) -> keras.Model:
     """SimpleNet for images in [0, 1] (BatchNorm after the first convolution normalises them).
 

@@ -1,6 +1,6 @@
 """Model B of the UTKFace report: transfer learning from any ``keras.applications`` backbone.
 
-``transfer_model("Xception", (128, 128, 3))`` builds::
+``transfer_model((128, 128, 3), backbone="Xception")`` builds::
 
     image in [0, 1] -> BackbonePreprocess (x 255, then the backbone's own preprocess_input)
       -> frozen backbone (include_top=False, global average pooling), called with training=False
@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 import keras
 from keras import layers
 
+from kerasmt.models._common import model_builder
 from kerasmt.models.finetune import base_of  # noqa: F401  (also this module's API: the backbone of a transfer_model)
 from kerasmt.models.vgg import TASKS, age_gender_outputs, check_order, dense_layers
 from kerasmt.utils import count_params as _count_params
@@ -99,10 +100,13 @@ class BackbonePreprocess(layers.Layer):
         return config
 
 
+@model_builder(imagenet=True)
 def transfer_model(
-    backbone: str = "Xception",
     input_shape: Sequence[int] = (128, 128, 3),
     weights: str | os.PathLike | None = "imagenet",
+    name: str | None = None,
+    *,
+    backbone: str = "Xception",
     head: Sequence[str] = HEAD_ORDERS["dense-dropout"],
     units: int = 256,
     dropout: float = 0.5,
@@ -110,7 +114,6 @@ def transfer_model(
     pooling: str = "avg",
     trainable_base: bool = False,
     age_bias: float = 0.0,
-    name: str | None = None,
 ) -> keras.Model:
     """Model B: a ``keras.applications`` backbone with separate age and gender heads.
 
@@ -138,8 +141,6 @@ def transfer_model(
     if min(input_shape[:2]) < spec.min_size:
         raise ValueError(f"input_shape {input_shape} is too small for {backbone}: it needs at least "
                          f"{spec.min_size}x{spec.min_size}")
-    if weights not in (None, "imagenet") and not os.path.isfile(weights):
-        raise ValueError(f"weights: file {weights} not found (expected 'imagenet', None or a weights file)")
     head = check_order(head, "head")
     inputs = keras.Input(shape=input_shape, name="image")
     x = BackbonePreprocess(backbone, name="preprocess")(inputs)

@@ -27,6 +27,7 @@ the losses and inference (``predict``, ``encode``, ``decode``, ``sample``) use `
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Sequence
 
 import keras
@@ -34,6 +35,7 @@ import numpy as np
 from keras import layers, ops
 
 from kerasmt.losses import replica_share
+from kerasmt.models._common import model_builder
 
 __all__ = [
     "Sampling",
@@ -78,12 +80,15 @@ class Sampling(layers.Layer):
         return config
 
 
+@model_builder()
 def build_encoder(
     input_shape: tuple[int, int, int] = (32, 32, 1),
+    weights: str | os.PathLike | None = None,
+    name: str = "encoder",
+    *,
     latent_dim: int = REPORT_LATENT_DIM,
     filters: Sequence[int] = (16, 32, 64),
     dense_units: int = 128,
-    name: str = "encoder",
     seed: int | None = None,
 ) -> keras.Model:
     """The report's encoder: ``[Conv2D f@3x3 valid relu -> MaxPool 2] x len(filters)`` -> Flatten ->
@@ -94,10 +99,6 @@ def build_encoder(
     """
     if latent_dim < 1:
         raise ValueError(f"build_encoder: latent_dim must be >= 1, got {latent_dim}")
-    if len(input_shape) != 3:
-        raise ValueError(
-            f"build_encoder: input_shape must be (height, width, channels), got {input_shape!r}"
-        )
     inputs = keras.Input(shape=tuple(input_shape), name="encoder_input")
     x = inputs
     for i, f in enumerate(filters, start=1):
@@ -111,19 +112,24 @@ def build_encoder(
     return keras.Model(inputs, [z_mean, z_log_var, z], name=name)
 
 
+@model_builder(rank=1)
 def build_decoder(
-    latent_dim: int = REPORT_LATENT_DIM, name: str = "decoder", channels: int = 1
+    input_shape: tuple[int] = (REPORT_LATENT_DIM,),
+    weights: str | os.PathLike | None = None,
+    name: str = "decoder",
+    *,
+    channels: int = 1,
 ) -> keras.Model:
     """The report's decoder, latent vector -> 32x32x``channels`` image in [0, 1] (sigmoid).
+
+    Its input is the latent vector, so ``input_shape`` is ``(latent_dim,)`` (the report's 10).
 
     Dense 128 relu -> Reshape 2x2x32 -> Conv2DTranspose 64@3 (4x4x64) -> Conv2DTranspose 32@3 s2
     (9x9x32) -> Conv2D 16@3 (7x7x16) -> Conv2DTranspose 16@3 s2 (15x15x16) -> Conv2DTranspose
     ``channels``@4 s2 sigmoid (32x32). All convolutions are 'valid'. 45,569 parameters with the
     defaults (1408, 18496, 18464, 4624, 2320, 257).
     """
-    if latent_dim < 1:
-        raise ValueError(f"build_decoder: latent_dim must be >= 1, got {latent_dim}")
-    inputs = keras.Input(shape=(latent_dim,), name="z_sampling")
+    inputs = keras.Input(shape=input_shape, name="z_sampling")
     x = layers.Dense(128, activation="relu", name="decoder_hidden_layer")(inputs)
     x = layers.Reshape((2, 2, 32), name="reshape")(x)
     x = layers.Conv2DTranspose(64, 3, strides=1, padding="valid", activation="relu", name="deconv1")(x)
@@ -291,8 +297,12 @@ class VAE(keras.Model):
         return np.asarray(self.predict(x, batch_size=batch_size, verbose=0))
 
 
+@model_builder()
 def build_vae(
     input_shape: tuple[int, int, int] = (32, 32, 1),
+    weights: str | os.PathLike | None = None,
+    name: str = "vae",
+    *,
     latent_dim: int = REPORT_LATENT_DIM,
     beta: float = REPORT_BETA,
     seed: int | None = None,
@@ -302,14 +312,13 @@ def build_vae(
     the global seed (``kerasmt.set_seed``). The decoder always produces 32x32 images, so
     ``input_shape`` must be ``(32, 32, channels)``.
     """
-    input_shape = tuple(int(d) for d in input_shape)
-    if len(input_shape) != 3 or input_shape[:2] != (32, 32):
+    if input_shape[:2] != (32, 32):
         raise ValueError(
             f"build_vae: input_shape must be (32, 32, channels) to match the decoder's 32x32 output, "
             f"got {input_shape!r}"
         )
     encoder = build_encoder(input_shape, latent_dim=latent_dim, seed=seed)
-    decoder = build_decoder(latent_dim, channels=input_shape[2])
-    vae = VAE(encoder, decoder, beta=beta, name="vae")
+    decoder = build_decoder((latent_dim,), channels=input_shape[2])
+    vae = VAE(encoder, decoder, beta=beta, name=name)
     vae.build((None, *input_shape))
     return vae

@@ -16,11 +16,13 @@ units after every branch conv block and every dense group (the report's "next st
 """
 from __future__ import annotations
 
+import os
 from typing import Mapping, Sequence
 
 import keras
 from keras import layers, regularizers
 
+from kerasmt.models._common import model_builder
 from kerasmt.models.cross_stitch import CrossStitch
 
 #: the report's input: 128x128 RGB
@@ -129,8 +131,12 @@ def _check_config(input_shape, n_blocks: int, split_point: int) -> tuple[int, ..
     return input_shape
 
 
+@model_builder()
 def model_a(
     input_shape: Sequence[int] = REPORT_INPUT,
+    weights: str | os.PathLike | None = None,
+    name: str = "model_a",
+    *,
     n_blocks: int = 5,
     n_dense: int = 3,
     units: int = 300,
@@ -140,7 +146,6 @@ def model_a(
     l2: float = 1e-5,
     age_bias: float = 0.0,
     bn_momentum: float = 0.99,
-    name: str = "model_a",
 ) -> keras.Model:
     """Model A: VGG blocks shared up to ``split_point``, then separate age and gender branches.
 
@@ -184,8 +189,12 @@ def model_a(
     return keras.Model(inputs, age_gender_outputs(heads["age"], heads["gender"], age_bias), name=name)
 
 
+@model_builder()
 def model_a_cross_stitch(
     input_shape: Sequence[int] = REPORT_INPUT,
+    weights: str | os.PathLike | None = None,
+    name: str = "model_a_cross_stitch",
+    *,
     n_blocks: int = 5,
     n_dense: int = 3,
     units: int = 300,
@@ -199,7 +208,6 @@ def model_a_cross_stitch(
     cross_weight: float = 0.1,
     age_bias: float = 0.0,
     bn_momentum: float = 0.99,
-    name: str = "model_a_cross_stitch",
     stitch_lr_multiplier: float = 1.0,
 ) -> keras.Model:
     """Model A with :class:`CrossStitch` units between the age and gender branches.

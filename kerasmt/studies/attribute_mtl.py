@@ -424,7 +424,7 @@ def build_model(
     the convolution kernels (0, the report's; :data:`IMPROVED_WEIGHT_DECAY` in the improved run)."""
     if kind not in MODELS:
         raise ValueError(f"unknown model {kind!r}; expected one of {list(MODELS)}")
-    model = simple_resnet_v2(pa.N_CLASSES, bn_momentum=bn_momentum, weight_decay=weight_decay)
+    model = simple_resnet_v2(tasks=pa.N_CLASSES, bn_momentum=bn_momentum, weight_decay=weight_decay)
     if kind == "mtl_seg":
         model = add_mask_decoder(model, n_mask_classes, filters=decoder_filters, name="simple_resnet_v2_seg")
     return model

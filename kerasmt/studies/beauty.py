@@ -450,8 +450,8 @@ def train_regime(
     out_dir = Path(out_dir)
     set_seed(seed)
     size = data.image_size
-    model = ft.finetune_model(data.n_classes, backbone, (size, size, 3), weights, regime, preprocessing=preprocessing,
-                              train_batchnorm=train_batchnorm, name=name)
+    model = ft.finetune_model((size, size, 3), weights, name, n_classes=data.n_classes, backbone=backbone, regime=regime,
+                              preprocessing=preprocessing, train_batchnorm=train_batchnorm)
     if head_init is not None and head_init.model is not None:
         for layer_name in ("head_dense", "predictions"):
             model.get_layer(layer_name).set_weights(head_init.model.get_layer(layer_name).get_weights())
@@ -728,7 +728,8 @@ def train_scratch(
     if architecture == "InceptionV3":
         size = max(size, ft.MIN_INPUT_SIZE["InceptionV3"])
     name = f"scratch_{architecture.lower()}"
-    model = ft.scratch_model(architecture, data.n_classes, (size, size, 3), preprocessing, name=name)
+    model = ft.scratch_model((size, size, 3), name=name, architecture=architecture, n_classes=data.n_classes,
+                             preprocessing=preprocessing)
     if bn_momentum is not None:
         ft.set_batchnorm_momentum(model, bn_momentum)
 

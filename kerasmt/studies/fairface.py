@@ -252,7 +252,7 @@ def train_classifier(
         labels: str | list[str] = task_list
 
         def build() -> keras.Model:
-            return classifiers.multitask_cnn({t: ff.N_CLASSES[t] for t in task_list},
+            return classifiers.multitask_cnn(tasks={t: ff.N_CLASSES[t] for t in task_list},
                                              name="multitask_" + "_".join(task_list))
     else:
         if len(task_list) != 1:
@@ -506,14 +506,14 @@ def metrics_summary(
 def param_table() -> pd.DataFrame:
     """Parameter counts of every network built with the report's defaults, beside the report's."""
     built = {
-        "dense_gender": classifiers.dense_net(2),
-        "dense_age": classifiers.dense_net(9),
-        "small_cnn_gender": classifiers.small_cnn(2),
-        "small_cnn_age": classifiers.small_cnn(9),
-        "own_cnn_gender": classifiers.own_cnn(2),
-        "own_cnn_age": classifiers.own_cnn(9),
-        "multitask_gender_age": classifiers.multitask_cnn({"gender": 2, "age": 9}),  # the report's
-        "multitask_gender_age_race": classifiers.multitask_cnn(dict(ff.N_CLASSES)),
+        "dense_gender": classifiers.dense_net(n_classes=2),
+        "dense_age": classifiers.dense_net(n_classes=9),
+        "small_cnn_gender": classifiers.small_cnn(n_classes=2),
+        "small_cnn_age": classifiers.small_cnn(n_classes=9),
+        "own_cnn_gender": classifiers.own_cnn(n_classes=2),
+        "own_cnn_age": classifiers.own_cnn(n_classes=9),
+        "multitask_gender_age": classifiers.multitask_cnn(tasks={"gender": 2, "age": 9}),  # the report's
+        "multitask_gender_age_race": classifiers.multitask_cnn(tasks=dict(ff.N_CLASSES)),
     }
     vae = build_vae()
     counts = {name: int(model.count_params()) for name, model in built.items()}

@@ -620,8 +620,8 @@ def train_multilabel(
     from kerasmt.training import fit
 
     set_seed(seed)
-    model = multilabel_classifier(data.n_classes, (None, None, 3), backbone=backbone, weights=weights,
-                                  name=f"multilabel_{backbone.lower()}")
+    model = multilabel_classifier((None, None, 3), weights, f"multilabel_{backbone.lower()}", n_classes=data.n_classes,
+                                  backbone=backbone)
     compile_multilabel(model, _learning_rate(learning_rate, cosine_decay, epochs, len(data.train), batch_size))
     start = time.perf_counter()
     result = fit(model, data.train_dataset("multilabel", batch_size, augment, seed),
@@ -669,8 +669,8 @@ def train_refinenet(
     n = data.n_classes + 1
     maps = data.train.semantic if data.train.semantic is not None else data.val.semantic
     weights_ce = class_weights_from_maps(_sample_maps(maps), n, power=class_weight_power)
-    model = refinenet(data.n_classes, (None, None, 3), encoder=encoder, weights=weights, features=features,
-                      name=f"refinenet_{encoder.lower()}", **builder_kwargs)
+    model = refinenet((None, None, 3), weights, f"refinenet_{encoder.lower()}", n_classes=data.n_classes, encoder=encoder,
+                      features=features, **builder_kwargs)
     loss = PixelCrossentropyDice(ce_weight=ce_weight, dice_weight=dice_weight, class_weights=weights_ce)
     schedule = _learning_rate(learning_rate, cosine_decay, epochs, len(data.train), batch_size)
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, jit_compile=False)
@@ -878,7 +878,7 @@ def train_maskrcnn(
     if coco:
         config_overrides.setdefault("preprocessing", "matterport")
     config = maskrcnn_config(data, backbone, batch_size, **config_overrides)
-    model = mr.build_maskrcnn(config, backbone_weights=weights)
+    model = mr.build_maskrcnn(config=config, backbone_weights=weights)
     load_report = None
     if coco:
         load_report = mr.load_coco_weights(model, init_weights)
@@ -931,7 +931,7 @@ def maskrcnn_timing_model(model, size: int, max_instances: int = REPORT_MAX_DETE
     from kerasmt.models import maskrcnn as mr
 
     config = model.config.replace(image_size=int(size), detection_max_instances=int(max_instances))
-    other = mr.build_maskrcnn(config)
+    other = mr.build_maskrcnn(config=config)
     other.inference_model.set_weights(model.inference_model.get_weights())
     return other.inference_model
 
@@ -943,7 +943,7 @@ def time_report_maskrcnn(images: np.ndarray, n_classes: int = 11, backbone: str 
 
     config = mr.MaskRCNNConfig(num_classes=n_classes + 1, backbone=backbone, image_size=int(images.shape[1]),
                                detection_max_instances=REPORT_MAX_DETECTIONS)
-    model = mr.build_maskrcnn(config).inference_model
+    model = mr.build_maskrcnn(config=config).inference_model
     out = time_inference(mr.predictor(model), images)
     out["params"] = int(model.count_params())
     return out
@@ -1190,7 +1190,7 @@ def time_report_refinenet(images: np.ndarray, n_classes: int = 11, encoder: str 
     at the images' size, with random weights (timing does not depend on the weights)."""
     from kerasmt.models.refinenet import refinenet
 
-    model = refinenet(n_classes, images.shape[1:], encoder=encoder, weights=None)
+    model = refinenet(images.shape[1:], None, n_classes=n_classes, encoder=encoder)
     out = time_inference(semantic_predictor(model, images.shape[1]), images)
     out["params"] = int(model.count_params())
     return out

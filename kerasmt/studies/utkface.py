@@ -343,7 +343,7 @@ def param_table(input_shape: Sequence[int] = (128, 128, 3), backbones: Sequence[
                  f"{n_stitch} cross-stitch units", "params": model.count_params(), "trainable": count_params(model)["trainable"]})
     for name in backbones:
         keras.backend.clear_session()
-        model = transfer.transfer_model(name, input_shape, weights=None)
+        model = transfer.transfer_model(input_shape, None, backbone=name)
         counts = transfer.count_params(model)
         rows.append({"model": f"Model B, {name}", "config": f"preprocess: keras.applications."
                      f"{transfer.backbone_spec(name).module}, frozen base {counts['backbone']:,}",
@@ -677,7 +677,7 @@ def compare_backbones(
     for name in backbones:
         keras.backend.clear_session()
         set_seed(seed)
-        model = transfer.transfer_model(name, (size, size, 3), weights=weights, age_bias=data.mean_age())
+        model = transfer.transfer_model((size, size, 3), weights, backbone=name, age_bias=data.mean_age())
         start = time.perf_counter()
         features = {split: transfer.extract_features(model, data.images("final", split, size))
                     for split in ("train", "val", "test")}
@@ -780,8 +780,8 @@ def train_model_b(
     keras.backend.clear_session()
     set_seed(seed)
     size = run.model.input_shape[1]
-    model = transfer.transfer_model(run.name, (size, size, 3), weights=None, head=head, units=units,
-                                    age_bias=data.mean_age(), name="model_b")
+    model = transfer.transfer_model((size, size, 3), None, "model_b", backbone=run.name, head=head, units=units,
+                                    age_bias=data.mean_age())
     transfer.base_of(model).set_weights(transfer.base_of(run.model).get_weights())
     heads = compile_age_gender(transfer.head_model(model), learning_rate)
     start = time.perf_counter()

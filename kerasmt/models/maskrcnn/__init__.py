@@ -3,7 +3,7 @@ on Keras 3 and KerasHub has none).
 
     from kerasmt.models import maskrcnn
     cfg = maskrcnn.MaskRCNNConfig(backbone="light", image_size=128, num_classes=12)
-    model = maskrcnn.build_maskrcnn(cfg)                       # training + inference graphs
+    model = maskrcnn.build_maskrcnn(config=cfg)                # training + inference graphs
     ds = maskrcnn.make_dataset(images, masks, labels, cfg)     # tf.data batches with targets
     history = maskrcnn.train_stages(model, lambda aug: maskrcnn.make_dataset(..., augment=aug), stages)
     instances = maskrcnn.predict_instances(model, test_images) # scored by kerasmt.metrics_instances

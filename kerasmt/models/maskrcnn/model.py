@@ -31,6 +31,7 @@ from kerasmt.models.maskrcnn import losses as L
 from kerasmt.models.maskrcnn.config import LOSS_NAMES, MaskRCNNConfig
 from kerasmt.models.maskrcnn.layers import (ConfigCarrier, DetectionLayer, DetectionTargetLayer, ProposalLayer, PyramidRoIAlign,
                                             SelectClassMask, SliceRois, UnflattenRois)
+from kerasmt.models._common import load_weights_file, model_builder
 from kerasmt.models.refinenet import MeanPixelNormalization, light_resnet, resnet_features
 
 #: name of the inference model's :class:`ConfigCarrier` layer
@@ -48,14 +49,7 @@ def build_backbone(config: MaskRCNNConfig, weights: str | os.PathLike | None = N
     file)."""
     shape = config.image_shape
     if config.backbone == "light":
-        if weights == "imagenet":
-            raise ValueError("weights='imagenet': the light backbone has no ImageNet weights; use None or a file")
-        model = light_resnet(shape, widths=config.light_widths, name="backbone")
-        if weights is not None:
-            if not os.path.isfile(weights):
-                raise ValueError(f"weights: file {weights} not found (expected None or a weights file)")
-            model.load_weights(weights)
-        return model, False
+        return light_resnet(shape, weights, "backbone", widths=config.light_widths), False
     encoder = {"resnet50": "ResNet50", "resnet101": "ResNet101"}[config.backbone]
     model = resnet_features(encoder, shape, weights)
     return keras.Model(model.inputs, model.outputs, name="backbone"), True
@@ -307,13 +301,42 @@ class MaskRCNN(keras.Model):
         self.built = True
 
 
-def build_maskrcnn(config: MaskRCNNConfig | None = None, backbone_weights: str | os.PathLike | None = None,
-                   **overrides: Any) -> MaskRCNN:
+def _load_full_weights(model: keras.Model, path: str | os.PathLike, builder: str) -> None:
+    """``weights`` of :func:`build_maskrcnn`: Matterport's COCO file (by name, like the report) or a
+    kerasmt weights file of the same configuration."""
+    from kerasmt.models.maskrcnn.weights import load_coco_weights, weights_origin
+
+    if weights_origin(path) == "matterport":
+        load_coco_weights(model, path)
+    else:
+        load_weights_file(model, path, builder)
+
+
+@model_builder(load=_load_full_weights, example="(512, 512, 3)")
+def build_maskrcnn(input_shape: tuple[int, int, int] | None = None, weights: str | os.PathLike | None = None,
+                   name: str = "mask_rcnn", *, config: MaskRCNNConfig | None = None,
+                   backbone_weights: str | os.PathLike | None = None, **overrides: Any) -> MaskRCNN:
     """A :class:`MaskRCNN` for ``config`` (default: the report's Appendix B) with ``overrides``
-    applied (``build_maskrcnn(backbone="light", image_size=128)``). ``backbone_weights``:
-    "imagenet" (ResNets, downloaded by Keras), None (random) or a weights file."""
-    config = (config or MaskRCNNConfig()).replace(**overrides) if overrides else (config or MaskRCNNConfig())
-    return MaskRCNN(config, backbone_weights=None if backbone_weights is None else str(backbone_weights))
+    applied (``build_maskrcnn(backbone="light", image_size=128)``).
+
+    ``input_shape``: ``(size, size, 3)``, the config's ``image_shape`` (None: the config's, the
+    report's (512, 512, 3)). ``weights``: None or a full-model weights file loaded after the
+    build: Matterport's ``mask_rcnn_coco.h5`` (by layer name, class-specific layers skipped when
+    the class count differs; needs ``preprocessing="matterport"``) or a kerasmt ``.weights.h5`` of
+    the same configuration. ``backbone_weights``: "imagenet" (ResNets, downloaded by Keras), None
+    (random) or a weights file of the backbone."""
+    config = config or MaskRCNNConfig()
+    if input_shape is not None:
+        if input_shape[0] != input_shape[1] or input_shape[2] != 3:
+            raise ValueError(f"build_maskrcnn: input_shape must be square RGB (size, size, 3), got {input_shape}")
+        if overrides.get("image_size", input_shape[0]) != input_shape[0]:
+            raise ValueError(f"build_maskrcnn: input_shape {input_shape} contradicts image_size="
+                             f"{overrides['image_size']}")
+        overrides["image_size"] = input_shape[0]
+    config = config.replace(**overrides) if overrides else config
+    model = MaskRCNN(config, backbone_weights=None if backbone_weights is None else str(backbone_weights), name=name)
+    model.build()  # its graphs are built in __init__: mark it built, so that its weights save and load
+    return model
 
 
 def model_config(model: keras.Model) -> MaskRCNNConfig:
@@ -327,10 +350,10 @@ def model_config(model: keras.Model) -> MaskRCNNConfig:
     except ValueError:
         raise ValueError(f"model {model.name!r} is not a kerasmt Mask R-CNN inference model: it has no "
                          f"{CONFIG_LAYER!r} layer (models saved before it existed: rebuild with "
-                         f"build_maskrcnn(config) and copy the weights)") from None
+                         f"build_maskrcnn(config=config) and copy the weights)") from None
     return MaskRCNNConfig.from_dict(layer.maskrcnn_config)
 
 
 def build_inference_model(config: MaskRCNNConfig | None = None, **overrides: Any) -> keras.Model:
     """Only the functional inference model (random weights; load weights into it by name)."""
-    return build_maskrcnn(config, **overrides).inference_model
+    return build_maskrcnn(config=config, **overrides).inference_model
