@@ -74,7 +74,7 @@ def test_a_refinenet_checkpoint_initialises_the_light_backbone_by_name(tmp_path)
 
     assert study.init_name_map("encoder_s2b1_conv1") == "backbone_s2b1_conv1"
     assert study.init_name_map("res2a_branch2a") == "conv2_block1_1_conv" and study.init_name_map("fpn_p2") == "fpn_p2"
-    rn = refinenet(11, (SIZE, SIZE, 3), encoder="light", weights=None, features=8)
+    rn = refinenet((SIZE, SIZE, 3), None, n_classes=11, encoder="light", features=8)
     path = tmp_path / "refinenet_light.keras"
     rn.save(path)
     model = mr.build_maskrcnn(config=mr.MaskRCNNConfig(backbone="light", image_size=SIZE))

@@ -20,7 +20,7 @@ from kerasmt.training import _StopAfter, compile_classifier, final_and_best, fit
     ],
 )
 def test_single_task_parameter_counts_match_the_report(builder, n, expected):
-    assert builder(n).count_params() == expected
+    assert builder(n_classes=n).count_params() == expected
 
 
 def test_own_cnn_non_trainable_params_are_the_reports():
