@@ -287,6 +287,12 @@ class EpochLine(keras.callbacks.Callback):
             self._pending = None
 
 
+def epoch_lines(name: str | None, verbose: int | str = 0, progress: bool | None = None) -> list[keras.callbacks.Callback]:
+    """``[EpochLine(name)]`` when one line per epoch is wanted, else ``[]``: ``progress``, by default
+    whenever Keras' own output is off (``verbose`` 0). Every ``model.fit`` of the library uses it."""
+    return [EpochLine(name)] if (progress if progress is not None else verbose == 0) else []
+
+
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
     """``ModelCheckpoint`` that writes to a temporary file and renames it over the checkpoint,
     so that a kill during the save never leaves a torn ``.keras`` file."""
@@ -486,8 +492,7 @@ def _fit_locked(model: keras.Model, train: Any, validation: Any, epochs: int, ru
     if early_stopping:
         cbs.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=int(early_stopping)))
     cbs.extend(callbacks)
-    if progress if progress is not None else verbose == 0:
-        cbs.append(EpochLine(name))
+    cbs.extend(epoch_lines(name, verbose, progress))
 
     if isinstance(train, tf.data.Dataset):
         fit_kwargs.setdefault("shuffle", False)  # datasets shuffle themselves

@@ -142,3 +142,10 @@ def test_report_numbers():
     assert study.REPORT_TEST["grouped"] == {"best_regime": "ft-7", "val_accuracy": 0.5045, "accuracy": 0.5003,
                                             "n_classes": 42}
     assert study.REPORT_SCRATCH == {"InceptionV3": 0.2846, "ResNet50": 0.1450, "SimpleNet": 0.1504}
+
+
+def test_standin_pretraining_prints_one_line_per_epoch(tmp_path, capsys):
+    path = study.pretrain_standin("MobileNetV2", image_size=32, n_images=8, epochs=2, batch_size=8, folder=tmp_path)
+    assert path.is_file()
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("pretraining epoch")]
+    assert [line.split(" (")[0] for line in lines] == ["pretraining epoch 1/2", "pretraining epoch 2/2"]

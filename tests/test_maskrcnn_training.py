@@ -50,7 +50,7 @@ def test_weight_decay_is_matterports_l2_loss_without_batchnorm_gamma_beta():
     np.testing.assert_allclose(np.asarray(v1), [-3.0, -4.0], rtol=1e-5)
 
 
-def test_best_epoch_on_validation_loss_is_restored_and_steps_per_epoch_counts_batches():
+def test_best_epoch_on_validation_loss_is_restored_and_steps_per_epoch_counts_batches(capsys):
     keras.utils.set_random_seed(0)
     images, masks, labels = tiny_data()
     cfg = tiny_config()
@@ -75,6 +75,9 @@ def test_best_epoch_on_validation_loss_is_restored_and_steps_per_epoch_counts_ba
                               [mr.Stage("heads", 2, 5e-2), mr.Stage("all", 1, 1e-1, 1e-2, augment=True)],
                               val_dataset=val, optimizer="sgd", steps_per_epoch=3, callbacks=[Snapshot(), steps])
     assert steps.n == 9 and len(history) == 3
+    lines = [line for line in capsys.readouterr().out.splitlines() if " epoch " in line]  # one per epoch
+    assert [line.split(" (")[0] for line in lines] == ["stage 1 epoch 1/2", "stage 1 epoch 2/2", "stage 2 epoch 3/3"]
+    assert all("loss" in line and "| val_loss" in line for line in lines)
     best = int(np.argmin([v for v, _ in seen]))
     assert history.attrs["best_epoch"] == best + 1 and history["best"].tolist() == [i == best for i in range(3)]
     for a, b in zip(model.get_weights(), seen[best][1]):

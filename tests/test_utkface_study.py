@@ -89,3 +89,16 @@ def test_augmentation_is_the_reports_and_keeps_shapes():
     out = np.asarray(aug(x, training=True))
     assert out.shape == x.shape and not np.allclose(out, x)
     np.testing.assert_allclose(np.asarray(aug(x, training=False)), x)  # nothing at inference
+
+
+def test_head_training_on_cached_features_prints_one_line_per_epoch(data, capsys):
+    from kerasmt.models import transfer
+    from kerasmt.models.vgg import compile_age_gender
+
+    rng = np.random.default_rng(0)
+    features = {s: rng.random((len(data.labels("final", s)["age"]), 4), dtype=np.float32) for s in ("train", "val")}
+    heads = compile_age_gender(transfer.age_gender_heads(4, transfer.HEAD_ORDERS["dense-dropout"], 4, age_bias=30.0))
+    study._fit_heads(heads, data, features, 2, 32, 0, name="probe heads")
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("probe heads epoch")]
+    assert [line.split(" (")[0] for line in lines] == ["probe heads epoch 1/2", "probe heads epoch 2/2"]
+    assert all("| val_loss" in line for line in lines)

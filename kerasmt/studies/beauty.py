@@ -43,7 +43,7 @@ import tensorflow as tf
 from kerasmt import diskarray, pipeline, regroup
 from kerasmt.datasets import folder_classes as fc
 from kerasmt.models import finetune as ft
-from kerasmt.training import fit
+from kerasmt.training import epoch_lines, fit
 from kerasmt.utils import cache_dir as user_cache_dir
 from kerasmt.utils import set_seed
 
@@ -226,7 +226,8 @@ def pretrain_standin(
     model.compile(keras.optimizers.Adam(learning_rate), loss={"shape": "sparse_categorical_crossentropy",
                                                               "hue": "sparse_categorical_crossentropy"},
                   jit_compile=False)
-    model.fit(x, targets, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=verbose)
+    model.fit(x, targets, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=verbose,
+              callbacks=epoch_lines("pretraining", verbose))
     ft.recalibrate_batchnorm(base, pre(x[: min(len(x), 512)]), momentum_after=0.99)
     tmp = path.with_name(path.name.replace(".weights.h5", f".tmp{os.getpid()}.weights.h5"))
     base.save_weights(str(tmp))

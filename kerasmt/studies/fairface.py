@@ -260,7 +260,8 @@ def train_classifier(
         labels = task_list[0]
 
         def build() -> keras.Model:
-            return BUILDERS[network](ff.N_CLASSES[task_list[0]], task=task_list[0], name=f"{network}_{task_list[0]}")
+            return BUILDERS[network](n_classes=ff.N_CLASSES[task_list[0]], task=task_list[0],
+                                     name=f"{network}_{task_list[0]}")
     model = build_in_scope(lambda: compile_classifier(build(), learning_rate=learning_rate), strategy)
     train_ds = data.dataset("train", labels, batch_size=batch_size, seed=seed)
     val_ds = data.dataset("val", labels, batch_size=256)

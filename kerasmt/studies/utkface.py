@@ -37,7 +37,7 @@ from kerasmt.distribute import build_in_scope
 from kerasmt.models import transfer
 from kerasmt.models.cross_stitch import CrossStitch
 from kerasmt.models.vgg import compile_age_gender, model_a, model_a_cross_stitch
-from kerasmt.training import fit
+from kerasmt.training import epoch_lines, fit
 from kerasmt.utils import count_params, set_seed
 
 # ------------------------------------------------------------------------------ report's numbers
@@ -638,7 +638,7 @@ def feature_dataset(x: np.ndarray, y: Mapping[str, np.ndarray], batch_size: int 
 
 
 def _fit_heads(heads: keras.Model, data: UTKData, features: Mapping[str, np.ndarray], epochs: int, batch_size: int,
-               seed: int, patience: int | None = None) -> pd.DataFrame:
+               seed: int, patience: int | None = None, name: str = "heads", verbose: int = 0) -> pd.DataFrame:
     """Train heads on cached features; with ``patience``, early stopping on ``val_score`` (the
     explicit objective, so that gender counts as much as age) with the best weights restored."""
     train = feature_dataset(features["train"], data.labels("final", "train"), batch_size, shuffle=True, seed=seed)
@@ -647,7 +647,8 @@ def _fit_heads(heads: keras.Model, data: UTKData, features: Mapping[str, np.ndar
     if patience:
         callbacks.append(keras.callbacks.EarlyStopping("val_score", mode="min", patience=patience,
                                                        restore_best_weights=True))
-    history = heads.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False)
+    callbacks += epoch_lines(name, verbose)
+    history = heads.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
     frame = pd.DataFrame(history.history)
     frame.index = pd.RangeIndex(1, len(frame) + 1, name="epoch")
     return frame
@@ -668,10 +669,12 @@ def compare_backbones(
     learning_rate: float = 1e-4,
     batch_size: int = 32,
     seed: int = 0,
+    verbose: int = 0,
 ) -> tuple[pd.DataFrame, dict[str, BackboneRun]]:
     """The report's Table 3: each backbone frozen, the default heads (Dense -> Dropout) trained
     ``epochs`` epochs (the report: 10) on cached features of the final train split, scored on its
-    val split. Returns (table with the report's numbers beside ours, {backbone: run})."""
+    val split. Returns (table with the report's numbers beside ours, {backbone: run}). One line
+    per epoch ("<backbone> heads epoch ...") unless ``verbose`` turns Keras' own output on."""
     runs: dict[str, BackboneRun] = {}
     rows = []
     for name in backbones:
@@ -684,7 +687,7 @@ def compare_backbones(
         extract = time.perf_counter() - start
         heads = compile_age_gender(transfer.head_model(model), learning_rate)
         start = time.perf_counter()
-        history = _fit_heads(heads, data, features, epochs, batch_size, seed)
+        history = _fit_heads(heads, data, features, epochs, batch_size, seed, name=f"{name} heads", verbose=verbose)
         seconds = time.perf_counter() - start
         val = _heads_metrics(heads, data, features["val"], "val")
         runs[name] = BackboneRun(name, model, features, history, val, extract, seconds)
@@ -707,9 +710,11 @@ def compare_heads(
     learning_rate: float = 1e-4,
     batch_size: int = 32,
     seed: int = 0,
+    verbose: int = 0,
 ) -> pd.DataFrame:
     """The report's Table 4: head layer orders on one backbone's cached features, scored on the
-    final val split, with the report's gender accuracy beside ours."""
+    final val split, with the report's gender accuracy beside ours (one line per epoch, as in
+    :func:`compare_backbones`)."""
     rows = []
     dim = run.features["train"].shape[1]
     for key, order in orders.items():
@@ -717,7 +722,7 @@ def compare_heads(
         set_seed(seed)
         heads = transfer.age_gender_heads(dim, order, units, age_bias=data.mean_age())
         compile_age_gender(heads, learning_rate)
-        _fit_heads(heads, data, run.features, epochs, batch_size, seed)
+        _fit_heads(heads, data, run.features, epochs, batch_size, seed, name=f"{key} heads", verbose=verbose)
         val = _heads_metrics(heads, data, run.features["val"], "val")
         rows.append({"head": " -> ".join(order) + " -> output", "order": key,
                      "gender_accuracy": round(val["gender_accuracy"], 4), "age_mae": round(val["age_mae"], 3),
@@ -785,7 +790,8 @@ def train_model_b(
     transfer.base_of(model).set_weights(transfer.base_of(run.model).get_weights())
     heads = compile_age_gender(transfer.head_model(model), learning_rate)
     start = time.perf_counter()
-    phase1 = _fit_heads(heads, data, run.features, head_epochs, batch_size, seed, patience=patience)
+    phase1 = _fit_heads(heads, data, run.features, head_epochs, batch_size, seed, patience=patience,
+                        verbose=verbose)
     phase1["phase"] = "heads (cached features)"
     heads_val = _heads_metrics(heads, data, run.features["val"], "val")
     heads_weights = model.get_weights()

@@ -20,6 +20,7 @@ import pandas as pd
 import tensorflow as tf
 
 from kerasmt.models.maskrcnn.model import MaskRCNN
+from kerasmt.training import epoch_lines
 
 
 @dataclass
@@ -69,7 +70,8 @@ def train_stages(model: MaskRCNN, dataset: Callable[[bool | dict], tf.data.Datas
     Returns the history (one row per epoch: ``stage``, ``epoch`` counted over all stages,
     ``seconds`` and the losses; ``val_*`` with ``val_dataset``). With ``val_dataset`` the weights of
     the epoch with the lowest ``val_loss`` are restored at the end; the history's ``best`` column
-    marks it (``history.attrs["best_epoch"]``)."""
+    marks it (``history.attrs["best_epoch"]``). One line per epoch ("stage 1 epoch 1/4 ...")
+    unless ``verbose`` turns Keras' own output on."""
     frames = []
     epoch0 = 0
     best = _BestWeights() if val_dataset is not None else None
@@ -89,7 +91,8 @@ def train_stages(model: MaskRCNN, dataset: Callable[[bool | dict], tf.data.Datas
         timer = _EpochTimer()
         hist = model.fit(ds.repeat() if steps_per_epoch else ds, epochs=epoch0 + stage.epochs, initial_epoch=epoch0,
                          steps_per_epoch=steps_per_epoch, validation_data=val_dataset, verbose=verbose,
-                         callbacks=[timer, *([best] if best else []), *(callbacks or [])], shuffle=False)
+                         callbacks=[timer, *([best] if best else []), *(callbacks or []),
+                                    *epoch_lines(f"stage {k + 1}", verbose)], shuffle=False)
         frame = pd.DataFrame(hist.history)
         frame.insert(0, "stage", f"{k + 1}: {stage.layers}")
         frame.insert(1, "epoch", np.arange(epoch0 + 1, epoch0 + 1 + len(frame)))
