@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import warnings
 from typing import Any, Callable, Sequence
 
 import keras
@@ -79,11 +80,16 @@ def load_weights_file(model: keras.Model, path: str | os.PathLike, builder: str,
     for target in targets:
         before = target.get_weights()
         try:
-            target.load_weights(path)
-            return
+            with warnings.catch_warnings(record=True) as caught:  # a failed try's warnings are noise
+                warnings.simplefilter("always")
+                target.load_weights(path)
         except Exception as error:  # noqa: BLE001 - Keras raises ValueError, h5py KeyError/OSError
             target.set_weights(before)
             errors.append(f"{target.name}: {str(error).splitlines()[0]}")
+            continue
+        for warning in caught:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        return
     expected = f"the weights of {builder}(...) built with the same arguments ({model.count_params():,} parameters)"
     if backbone and len(targets) > 1:
         expected += f", or of its backbone {targets[1].name!r}"
