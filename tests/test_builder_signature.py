@@ -129,3 +129,8 @@ def test_old_positional_calls_give_the_new_convention():
         M.dense_net((8, 8, 1))
     with pytest.raises(ValueError, match=r"own_cnn: input_shape must be 3 positive sizes"):
         M.own_cnn((8, 8), n_classes=2)
+
+
+def test_input_shape_takes_numpy_sizes_and_none():
+    assert M.dense_net(tuple(np.array([8, 8, 1])), n_classes=2).input_shape == (None, 8, 8, 1)
+    assert M.light_resnet([None, None, 3], widths=(2, 2, 2, 2)).input_shape == (None, None, None, 3)

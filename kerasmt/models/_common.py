@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import numbers
 import os
 import warnings
 from typing import Any, Callable, Sequence
@@ -33,7 +34,7 @@ def check_input_shape(input_shape: Any, builder: str, rank: int = 3, example: st
     ``ValueError`` naming the builder and, for a bare number or name (the old positional call),
     the keyword-only task arguments."""
     ok_type = isinstance(input_shape, (tuple, list)) and all(
-        d is None or (isinstance(d, int) and not isinstance(d, bool)) for d in input_shape)
+        d is None or (isinstance(d, numbers.Integral) and not isinstance(d, bool)) for d in input_shape)
     if not ok_type:
         hint = ""
         if task_args:
