@@ -17,6 +17,7 @@ import functools
 import inspect
 import numbers
 import os
+import reprlib
 import warnings
 from typing import Any, Callable, Sequence
 
@@ -36,11 +37,12 @@ def check_input_shape(input_shape: Any, builder: str, rank: int = 3, example: st
     ok_type = isinstance(input_shape, (tuple, list)) and all(
         d is None or (isinstance(d, numbers.Integral) and not isinstance(d, bool)) for d in input_shape)
     if not ok_type:
+        got = reprlib.repr(input_shape)  # a config object's repr can run to pages
         hint = ""
         if task_args:
             hint = (f"; the task arguments ({', '.join(task_args)}) are keyword-only, "
-                    f"e.g. {builder}({task_args[0]}={input_shape!r})")
-        raise TypeError(f"{builder}: input_shape must be a shape like {example}, got {input_shape!r}{hint}")
+                    f"e.g. {builder}({task_args[0]}={got})")
+        raise TypeError(f"{builder}: input_shape must be a shape like {example}, got {got}{hint}")
     shape = tuple(None if d is None else int(d) for d in input_shape)
     if len(shape) != rank or any(d is not None and d < 1 for d in shape):
         raise ValueError(f"{builder}: input_shape must be {rank} positive sizes like {example}, got {shape}")
