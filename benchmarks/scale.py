@@ -17,7 +17,7 @@ The real sizes (``kerasmt.scale.REAL``): FairFace 97,698 images (224 px, used at
 UTKFace 23,708 (200x200, every one used at 128 px), Beauty 72,880 (299 px, 73 classes),
 iMaterialist 45,195 (512-1024 px, letterboxed to 512). Datasets and caches go under ``--root``
 (default: a temporary folder, deleted at the end unless ``--keep``); they take disk space: about
-1.8 GB of JPEGs and 19.5 GB of decoded cache for Beauty at 100 %, 4.5 + 35 GB for fashion.
+1.8 GB of JPEGs and 19.5 GB of decoded cache for Beauty at 100 %, about 2 + 47 GB for fashion.
 """
 from __future__ import annotations
 
