@@ -131,16 +131,22 @@ def test_grouped_jpeg_batches_give_the_per_image_values(tmp_path, monkeypatch, r
     monkeypatch.setattr(pipeline, "_GROUP_BATCH", 4)  # several batches, the last one partial
     rng = np.random.default_rng(0)
     paths = []
-    for i, size in enumerate([(120, 100)] * 11 + [(64, 90)] * 3):  # one group, three left over
+    for i, size in enumerate([(123, 101)] * 11 + [(64, 90)] * 3):  # one group (31x26 at 1/4), three left over
         path = tmp_path / f"{i}.jpg"
         Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(path, quality=90)
         paths.append(str(path))
     paths.insert(4, str(tmp_path / "odd.png"))  # PIL, between grouped files
     Image.fromarray(rng.integers(0, 256, (50, 50, 3), dtype=np.uint8)).save(paths[4])
     plans = pipeline._fast_plans(paths, (24, 20))
-    assert plans[0].tolist() == [4, 120, 100] and plans[4].tolist() == [0, 0, 0]
+    assert plans[0].tolist() == [4, 123, 101] and plans[4].tolist() == [0, 0, 0]
+    through_pil = []
+    real = pipeline._pil_decode_into
+    monkeypatch.setattr(pipeline, "_pil_decode_into",
+                        lambda out, index, *a, **k: through_pil.extend(index) or real(out, index, *a, **k))
     for channels in (1, 3):
+        through_pil.clear()
         got = pipeline.decode_images(paths, (24, 20), channels=channels, resize=resize)
+        assert through_pil == [4]  # TensorFlow decoded every JPEG: the group's shapes were right
         one_by_one = np.stack([x for x in pipeline.stream_images(paths, (24, 20), channels, resize=resize)
                                .as_numpy_iterator()])
         diff = np.abs(got.astype(int) - one_by_one)
