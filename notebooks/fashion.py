@@ -398,9 +398,9 @@ pd.DataFrame(timing).T
 # %% [markdown]
 # The report's timing experiments with the trained Mask R-CNN: the image-size sweep (report: 128 /
 # 256 / 512 / 1024 px took 0.1 / 1.0 / 1.7 / 4.0 s) and the maximum number of detections (100 -> 10:
-# 2.1 -> 1.5 s), for the current path (float32) and the fast one (bfloat16 convolutions, one compiled
-# function, `maskrcnn.detect`), measured photo by photo in the same run. `benchmarks/maskrcnn_cpu.py`
-# does the same for the report's ResNet-101-FPN.
+# 2.1 -> 1.5 s), for the current path (float32) and the fast one (bfloat16 convolutions with the
+# BatchNormalizations folded into them, one compiled function, `maskrcnn.detect`), measured photo by
+# photo in the same run. `benchmarks/maskrcnn_cpu.py` does the same for the report's ResNet-101-FPN.
 
 # %%
 timing_sweep = study.timing_table(mrc.model, list(timing_images), sizes=(128, 256, IMAGE_SIZE_TIMING))
