@@ -68,6 +68,13 @@ def test_keras_applications_resnet_folds_every_batchnorm():
     np.testing.assert_allclose(folded(x), want, rtol=1e-3, atol=1e-3 * np.abs(want).max())
 
 
+def test_a_convolution_that_is_also_a_model_output_is_not_folded():
+    image = keras.Input((6, 6, 2))
+    conv = keras.layers.Conv2D(3, 3, name="conv")(image)
+    model = keras.Model(image, [conv, keras.layers.BatchNormalization(name="bn")(conv)])
+    assert foldable_pairs(model) == {}
+
+
 def test_nothing_to_fold_returns_the_model():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     assert fold_batchnorm(model) is model

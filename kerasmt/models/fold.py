@@ -56,16 +56,22 @@ def foldable_pairs(model: keras.Model) -> dict[str, str]:
     """``{batchnorm path: path of the Conv2D / Dense it can be folded into}`` over ``model`` and
     its nested models (paths as ``"features/backbone/conv1_bn"``): channels-last
     BatchNormalizations called once, whose input is the output of a linear Conv2D or Dense called
-    once and read by nothing else."""
+    once and read by nothing else (no other layer, no model output)."""
     leaves = dict(_leaf_layers(model))
     path_of = {id(layer): path for path, layer in leaves.items()}
     readers: dict[int, int] = {}
+
+    def read(tensors) -> None:
+        for tensor in tensors:
+            history = getattr(tensor, "_keras_history", None)
+            if history is not None:
+                readers[id(history.operation)] = readers.get(id(history.operation), 0) + 1
+
     for layer in leaves.values():
         for node in getattr(layer, "_inbound_nodes", []):
-            for tensor in node.input_tensors:
-                history = getattr(tensor, "_keras_history", None)
-                if history is not None:
-                    readers[id(history.operation)] = readers.get(id(history.operation), 0) + 1
+            read(node.input_tensors)
+    for nested in [model, *(m for m in model._flatten_layers() if isinstance(m, keras.Model))]:
+        read(keras.tree.flatten(nested.outputs))  # a model output is read too
     pairs = {}
     for path, layer in leaves.items():
         if not isinstance(layer, keras.layers.BatchNormalization) or len(layer._inbound_nodes) != 1:
