@@ -355,7 +355,8 @@ def _jpeg_datasets(paths: Sequence[str], fast: np.ndarray, plans: np.ndarray, si
                    resize: str, num_parallel_calls: int) -> list[tf.data.Dataset]:
     """tf.data pipelines of ``(uint8 batch, row indices)`` decoding ``paths[fast]`` with
     TensorFlow: groups of at least :data:`_GROUP_MIN` images of one size and DCT scale are decoded
-    per image and resized by batches (the same values as per image); the rest per image. A file
+    per image and resized by batches (``"pad"``: TensorFlow's resize, the same values as per image;
+    ``"stretch"``: :func:`_resize_batch_stretch`, within one level of them); the rest per image. A file
     TensorFlow refuses is left out (``ignore_errors``) for the caller to hand to PIL."""
     keys = plans[fast]
     groups: dict[tuple[int, int, int], list[int]] = {}
