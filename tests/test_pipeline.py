@@ -153,6 +153,42 @@ def test_grouped_jpeg_batches_give_the_per_image_values(tmp_path, monkeypatch, r
         assert diff.max() <= (1 if resize == "stretch" else 0) and (diff > 0).mean() < 0.01
 
 
+def test_a_file_tensorflow_refuses_costs_its_batch_mates_nothing(tmp_path, monkeypatch):
+    """A JPEG whose headers read well but whose decoding TensorFlow refuses fails its whole batch
+    (tf.map_fn): the batch is decoded again one by one with TensorFlow, and only that file goes to
+    PIL, which names it."""
+    monkeypatch.setattr(pipeline, "_GROUP_MIN", 5)
+    monkeypatch.setattr(pipeline, "_GROUP_BATCH", 4)
+    rng = np.random.default_rng(3)
+    paths = []
+    for i in range(9):
+        path = tmp_path / f"{i}.jpg"
+        Image.fromarray(rng.integers(0, 256, (123, 101, 3), dtype=np.uint8)).save(path, quality=90)
+        paths.append(str(path))
+    good = open(paths[2], "rb").read()
+    sos = good.index(b"\xff\xda")
+    data_start = sos + 2 + int.from_bytes(good[sos + 2:sos + 4], "big")
+    # a second frame header inside the scan data: "Invalid JPEG file structure: two SOF markers"
+    broken = good[:data_start + 100] + b"\xff\xc0\x00\x02" + good[data_start + 100:]
+    (tmp_path / "2.jpg").write_bytes(broken)
+    assert pipeline.jpeg_fast_plan(paths[2], (24, 20)) == (4, 123, 101)  # the header scan lets it through
+    through_pil, one_by_one = [], []
+    real_pil, real_single = pipeline._pil_decode_into, pipeline._per_image_dataset
+    monkeypatch.setattr(pipeline, "_pil_decode_into",
+                        lambda out, index, *a, **k: through_pil.extend(index) or real_pil(out, index, *a, **k))
+    monkeypatch.setattr(pipeline, "_per_image_dataset",
+                        lambda paths, index, *a, **k: one_by_one.extend(index) or real_single(paths, index, *a, **k))
+    with pytest.raises(DatasetError) as err:
+        pipeline.decode_images(paths, (24, 20))
+    assert "1 of 9" in str(err.value) and "2.jpg" in str(err.value)
+    assert sorted(one_by_one) == [0, 1, 2, 3]  # its batch, again one by one
+    assert list(through_pil) == [2]
+    del paths[2]
+    through_pil.clear()
+    pipeline.decode_images(paths, (24, 20))
+    assert not through_pil
+
+
 def test_resize_weights_match_tensorflow_resize():
     rng = np.random.default_rng(2)
     for n_in, n_out in [(56, 32), (30, 64), (50, 50), (7, 3)]:
