@@ -365,6 +365,30 @@ def _decode_batch(files: tf.Tensor, ratio: int, channels: int, shape: tuple[int,
                      fn_output_signature=tf.TensorSpec(shape, tf.uint8), parallel_iterations=1)
 
 
+#: traced batch decoders by (DCT scale, decoded shape, output size, resize): tracing one cost
+#: ~45 ms, paid once per process instead of on every :func:`decode_images` call
+_BATCH_DECODERS: dict[tuple, Callable] = {}
+
+
+def _batch_decoder(ratio: int, shape: tuple[int, int, int], size: tuple[int, int], resize: str) -> Callable:
+    """``tf.function``: file names ``(B,)`` of one size and DCT scale -> ``(B, *size, C)`` uint8
+    (:func:`_decode_batch`, then ``"stretch"``: :func:`_resize_batch_stretch`, within one level of
+    the per-image values; ``"pad"``: TensorFlow's resize, the same values)."""
+    key = (ratio, shape, size, resize)
+    if key not in _BATCH_DECODERS:
+        if len(_BATCH_DECODERS) >= 64:  # photos of many sizes: keep the cache bounded
+            _BATCH_DECODERS.clear()
+        def decode(files: tf.Tensor) -> tf.Tensor:
+            images = _decode_batch(files, ratio, shape[2], shape)
+            if resize == "stretch":
+                return _resize_batch_stretch(images, shape[:2], size)
+            return _resize_round(images, size, resize)
+
+        _BATCH_DECODERS[key] = tf.function(decode, input_signature=[tf.TensorSpec([None], tf.string)],
+                                           autograph=False)
+    return _BATCH_DECODERS[key]
+
+
 def _per_image_dataset(paths: Sequence[str], index: np.ndarray, plans: np.ndarray, size, channels: int,
                        resize: str, num_parallel_calls: int) -> tf.data.Dataset:
     """tf.data pipeline of ``(uint8 batch, row indices)`` decoding ``paths[index]`` one tf.data
@@ -401,14 +425,10 @@ def _jpeg_datasets(paths: Sequence[str], fast: np.ndarray, plans: np.ndarray, si
             rest += index
             continue
         shape = (-(-height // ratio), -(-width // ratio), channels)  # libjpeg rounds the scaled size up
-        if resize == "stretch":
-            finish = lambda x, s=shape: _resize_batch_stretch(x, s[:2], size)  # noqa: E731
-        else:
-            finish = lambda x: _resize_round(x, size, resize)  # noqa: E731
+        decode = _batch_decoder(int(ratio), shape, tuple(size), resize)
         ds = tf.data.Dataset.from_tensor_slices((_tf_paths([paths[i] for i in index]), np.asarray(index, np.int64)))
-        ds = ds.batch(_GROUP_BATCH).map(tf.autograph.experimental.do_not_convert(
-            lambda p, i, r=int(ratio), s=shape, f=finish: (f(_decode_batch(p, r, channels, s)), i)),
-            num_parallel_calls=batch_calls, deterministic=False)
+        ds = ds.batch(_GROUP_BATCH).map(tf.autograph.experimental.do_not_convert(lambda p, i, f=decode: (f(p), i)),
+                                        num_parallel_calls=batch_calls, deterministic=False)
         datasets.append(ds.ignore_errors().prefetch(2).with_options(fixed))
     if rest:
         datasets.append(_per_image_dataset(paths, np.asarray(rest), plans, size, channels, resize, num_parallel_calls))
