@@ -19,11 +19,14 @@ max-detections experiment (100 -> 10; the report: 2.1 -> 1.5 s); (3) the report'
 (letterboxed by ``detect``; the current path gets them letterboxed beforehand, untimed).
 ``--proposals 300`` adds rows with fewer RoIs after the RPN (not the report's setting: it kept
 Matterport's POST_NMS_ROIS_INFERENCE = 1000; the classifier head's cost is proportional to it).
+``--profile`` times the fast path alone under TensorFlow's profiler and prints, per part of the
+network, its op time, its multiply-accumulates and the rate (GMAC/s): how near each part runs to
+what the CPU can do.
 
 Usage::
 
     python benchmarks/maskrcnn_cpu.py [--images 4] [--sizes 128 256 512 1024] [--backbone resnet101] [--threads 2]
-                                      [--proposals 300]
+                                      [--proposals 300] [--profile]
 """
 from __future__ import annotations
 
@@ -68,6 +71,97 @@ def _interleaved(fns: dict, n: int) -> dict:
     return {k: (float(np.mean(v)), float(np.min(v))) for k, v in times.items()}
 
 
+#: parts of the network, by the first name in an op's scope that matches (the rest: proposals,
+#: detection, RoI bookkeeping)
+PARTS = (("rpn_model", "RPN"), ("backbone", "backbone"), ("fpn_", "FPN"), ("mrcnn_classifier", "box head"),
+         ("mrcnn_mask", "mask head"))
+
+
+def _part_gmac(model, config) -> dict:
+    """Multiply-accumulates (GMAC) per part for one image: each convolution's output size times its
+    kernel, the RPN once per pyramid level, the box head per RoI after the RPN, the mask head per
+    detection."""
+    import keras
+    import numpy as np
+
+    from kerasmt.models.fold import _leaf_layers
+
+    rois, dets = config.post_nms_rois_inference, config.detection_max_instances
+    levels = [(config.image_size // s) ** 2 for s in (4, 8, 16, 32, 64)]
+    gmac: dict = {}
+    for path, layer in _leaf_layers(model):
+        inner = layer.layer if isinstance(layer, keras.layers.TimeDistributed) else layer
+        if not isinstance(inner, (keras.layers.Conv2D, keras.layers.Conv2DTranspose, keras.layers.Dense)):
+            continue
+        kernel = float(np.prod(inner.kernel.shape))
+        out = layer.output.shape
+        if isinstance(inner, keras.layers.Dense):
+            macs = kernel
+        elif isinstance(inner, keras.layers.Conv2DTranspose):
+            macs = kernel * float(np.prod(layer.input.shape[-3:-1]))  # per input pixel
+        elif out[-3] is None:  # the RPN, shared by the levels
+            macs = kernel * sum(levels)
+        else:
+            macs = kernel * float(out[-3] * out[-2])
+        part = next((name for key, name in PARTS if key in path), "other")
+        macs *= rois if part == "box head" else dets if part == "mask head" else 1
+        gmac[part] = gmac.get(part, 0.0) + macs / 1e9
+    return gmac
+
+
+def _profile(config, photo, calls: int = 4) -> None:
+    """Where the fast path's time goes at ``config``: TensorFlow's profiler over ``calls`` calls of
+    the compiled network, op time per part against its multiply-accumulates (GMAC/s: how close
+    each part runs to the CPU's peak)."""
+    import glob
+    import tempfile
+
+    import numpy as np
+    import pandas as pd
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    from kerasmt.models import maskrcnn as mr
+    from kerasmt.models.maskrcnn.detect import compiled_inference, letterbox
+    from kerasmt.models.maskrcnn.fast import fast_inference_model
+
+    fast = fast_inference_model(mr.build_maskrcnn(config=config), "bfloat16")
+    fn = compiled_inference(fast)
+    x = tf.constant(letterbox(photo, config.image_size)[0][None], tf.float32)
+    for _ in range(3):
+        fn(x)
+    with tempfile.TemporaryDirectory() as logdir:
+        start = time.perf_counter()
+        tf.profiler.experimental.start(logdir)
+        for _ in range(calls):
+            tf.nest.map_structure(lambda t: t.numpy(), fn(x))
+        tf.profiler.experimental.stop()
+        wall = (time.perf_counter() - start) / calls
+        space = xplane_pb2.XSpace()
+        space.ParseFromString(open(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)[0], "rb").read())
+    seconds: dict = {}
+    for plane in space.planes:
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):
+                continue
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name
+                if ":" not in name or name.startswith("ExecutorState"):  # bookkeeping, not an op
+                    continue
+                part = next((label for key, label in PARTS if key in name), "other")
+                seconds[part] = seconds.get(part, 0.0) + event.duration_ps / 1e12 / calls
+    gmac = _part_gmac(fast, config)
+    table = pd.DataFrame([{"part": part, "ms": 1e3 * seconds.get(part, 0.0), "GMAC": gmac.get(part, 0.0)}
+                          for _, part in PARTS + (("", "other"),)])
+    table["GMAC/s"] = (table["GMAC"] / (table["ms"] / 1e3)).where(table["GMAC"] > 0.01)
+    total = table[["ms", "GMAC"]].sum()
+    print(f"\nfast path, {config.image_size} px, {config.post_nms_rois_inference} RoIs, "
+          f"{config.detection_max_instances} detections: op time per part (profiler, {calls} calls)")
+    print(table.round(2).to_string(index=False))
+    print(f"ops {total['ms']:.0f} ms (wall {1e3 * wall:.0f} ms per call under the profiler, one op at a time), {total['GMAC']:.1f} GMAC, "
+          f"{total['GMAC'] / (total['ms'] / 1e3):.0f} GMAC/s overall")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=4)
@@ -78,6 +172,8 @@ def main(argv=None) -> None:
     parser.add_argument("--proposals", type=int, nargs="*", default=[],
                         help="also time the fast path with this many RoIs after the RPN's NMS "
                              "(POST_NMS_ROIS_INFERENCE; the report kept Matterport's 1000)")
+    parser.add_argument("--profile", action="store_true",
+                        help="only the fast path at the report's configuration: time and GMAC per part")
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -86,12 +182,17 @@ def main(argv=None) -> None:
 
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    if args.profile:  # one op at a time, so that each op's time is its own (the wall time is the same)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
     from kerasmt.models import maskrcnn as mr
 
     rng = np.random.default_rng(0)
     photos = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(max(1, args.images))]
     base = mr.MaskRCNNConfig(num_classes=args.classes + 1, backbone=args.backbone, image_size=512,
                              detection_max_instances=10)
+    if args.profile:
+        _profile(base, photos[0])
+        return
     print(f"Mask R-CNN {args.backbone}-FPN, {args.classes} classes, random weights, {len(photos)} photos "
           f"640x480, CPU threads: {os.cpu_count()} visible; seconds per image (mean; min)\n", flush=True)
 
