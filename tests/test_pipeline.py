@@ -151,6 +151,10 @@ def test_grouped_jpeg_batches_give_the_per_image_values(tmp_path, monkeypatch, r
                                .as_numpy_iterator()])
         diff = np.abs(got.astype(int) - one_by_one)
         assert diff.max() <= (1 if resize == "stretch" else 0) and (diff > 0).mean() < 0.01
+    decoder = pipeline._BATCH_DECODERS[(4, (31, 26, 1), (24, 20), resize)]
+    pipeline.decode_images(paths, (24, 20), channels=1, resize=resize)
+    assert pipeline._BATCH_DECODERS[(4, (31, 26, 1), (24, 20), resize)] is decoder  # kept for the process
+    assert decoder.experimental_get_tracing_count() == 1  # and traced once
 
 
 def test_a_file_tensorflow_refuses_costs_its_batch_mates_nothing(tmp_path, monkeypatch):
