@@ -378,6 +378,7 @@ def _batch_decoder(ratio: int, shape: tuple[int, int, int], size: tuple[int, int
     if key not in _BATCH_DECODERS:
         if len(_BATCH_DECODERS) >= 64:  # photos of many sizes: keep the cache bounded
             _BATCH_DECODERS.clear()
+
         def decode(files: tf.Tensor) -> tf.Tensor:
             images = _decode_batch(files, ratio, shape[2], shape)
             if resize == "stretch":
