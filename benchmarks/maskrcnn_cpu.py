@@ -158,8 +158,8 @@ def _profile(config, photo, calls: int = 4) -> None:
     print(f"\nfast path, {config.image_size} px, {config.post_nms_rois_inference} RoIs, "
           f"{config.detection_max_instances} detections: op time per part (profiler, {calls} calls)")
     print(table.round(2).to_string(index=False))
-    print(f"ops {total['ms']:.0f} ms (wall {1e3 * wall:.0f} ms per call under the profiler, one op at a time), {total['GMAC']:.1f} GMAC, "
-          f"{total['GMAC'] / (total['ms'] / 1e3):.0f} GMAC/s overall")
+    print(f"ops {total['ms']:.0f} ms (wall {1e3 * wall:.0f} ms per call under the profiler, one op at a time), "
+          f"{total['GMAC']:.1f} GMAC, {total['GMAC'] / (total['ms'] / 1e3):.0f} GMAC/s overall")
 
 
 def main(argv=None) -> None:

@@ -357,11 +357,11 @@ def _pil_decode_into(out: np.ndarray, index: Sequence[int], paths: Sequence[str]
         return [m for m in pool.map(one, index, chunksize=32) if m]
 
 
-def _decode_batch(files: tf.Tensor, ratio: int, channels: int, shape: tuple[int, int, int]) -> tf.Tensor:
+def _decode_batch(files: tf.Tensor, ratio: int, shape: tuple[int, int, int]) -> tf.Tensor:
     """A batch of JPEG file names of one size and DCT scale -> ``(B, *shape)`` uint8, decoded one
     after the other inside one graph call (``tf.map_fn``): a tf.data element per image cost about
     0.04 ms of CPU per image, a quarter of a small JPEG's own decode."""
-    return tf.map_fn(lambda f: tf.ensure_shape(_decode_jpeg(tf.io.read_file(f), ratio, channels), shape), files,
+    return tf.map_fn(lambda f: tf.ensure_shape(_decode_jpeg(tf.io.read_file(f), ratio, shape[2]), shape), files,
                      fn_output_signature=tf.TensorSpec(shape, tf.uint8), parallel_iterations=1)
 
 
@@ -380,7 +380,7 @@ def _batch_decoder(ratio: int, shape: tuple[int, int, int], size: tuple[int, int
             _BATCH_DECODERS.clear()
 
         def decode(files: tf.Tensor) -> tf.Tensor:
-            images = _decode_batch(files, ratio, shape[2], shape)
+            images = _decode_batch(files, ratio, shape)
             if resize == "stretch":
                 return _resize_batch_stretch(images, shape[:2], size)
             return _resize_round(images, size, resize)
@@ -431,9 +431,10 @@ def _jpeg_datasets(paths: Sequence[str], fast: np.ndarray, plans: np.ndarray, si
         ds = ds.batch(_GROUP_BATCH).map(tf.autograph.experimental.do_not_convert(lambda p, i, f=decode: (f(p), i)),
                                         num_parallel_calls=batch_calls, deterministic=False)
         datasets.append(ds.ignore_errors().prefetch(2).with_options(fixed))
-    if rest:
-        datasets.append(_per_image_dataset(paths, np.asarray(rest), plans, size, channels, resize, num_parallel_calls))
-    return datasets, np.asarray(sorted(rest), np.int64)
+    single = np.asarray(sorted(rest), np.int64)
+    if len(single):
+        datasets.append(_per_image_dataset(paths, single, plans, size, channels, resize, num_parallel_calls))
+    return datasets, single
 
 
 def decode_images(
